@@ -1,0 +1,116 @@
+"""Settings read from the environment: one place for every knob and its variable name.
+
+Defaults point at the local stack that `saga stack up` runs, so a fresh checkout works with
+no configuration; anyone with their own Kafka and PostgreSQL sets the variables instead
+(compose.yaml uses the same names).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "SERVICES",
+    "Settings",
+    "default_stack_dir",
+    "load_settings",
+]
+
+SERVICES = ("order", "inventory", "payment", "fulfillment")
+
+DEFAULT_KAFKA_PORT = 19092
+DEFAULT_KAFKA_CONTROLLER_PORT = 19093
+DEFAULT_PG_PORT = 15432
+
+
+def default_stack_dir() -> Path:
+    # PostgreSQL runs as the `postgres` OS user when we are root, and root's home is not
+    # traversable by other users: keep the stack where that user can reach it.
+    if os.geteuid() == 0:
+        return Path("/var/lib/checkout-saga")
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / "checkout-saga"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    return default if value is None or value == "" else value
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = _env(name, str(default))
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not an integer; unset it or give a number") from None
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = _env(name, str(default))
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number; unset it or give a number") from None
+
+
+def local_dsn(service: str, port: int) -> str:
+    """The DSN of a service's database in the local stack (role = password = `<svc>_svc`)."""
+    role = f"{service}_svc"
+    return f"postgresql://{role}:{role}@127.0.0.1:{port}/{service}_db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    stack_dir: Path
+    kafka_port: int
+    kafka_controller_port: int
+    pg_port: int
+    kafka_bootstrap_servers: str
+    db_dsns: dict[str, str]
+    topic_partitions: int
+    http_host: str
+    http_port: int
+    log_format: str
+    log_level: str
+    reservation_ttl_s: float
+    reaper_interval_s: float
+    outbox_retention_s: float
+    batch_size: int
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def dsn(self, service: str) -> str:
+        try:
+            return self.db_dsns[service]
+        except KeyError:
+            raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}") from None
+
+
+def load_settings() -> Settings:
+    stack_dir = Path(_env("SAGA_STACK_DIR", str(default_stack_dir())))
+    kafka_port = _env_int("SAGA_KAFKA_PORT", DEFAULT_KAFKA_PORT)
+    pg_port = _env_int("SAGA_PG_PORT", DEFAULT_PG_PORT)
+    dsns = {
+        svc: _env(f"SAGA_{svc.upper()}_DB_DSN", local_dsn(svc, pg_port)) for svc in SERVICES
+    }
+    partitions = _env_int("SAGA_TOPIC_PARTITIONS", 4)
+    if partitions < 1:
+        raise ValueError(f"SAGA_TOPIC_PARTITIONS={partitions} must be at least 1")
+    return Settings(
+        stack_dir=stack_dir,
+        kafka_port=kafka_port,
+        kafka_controller_port=_env_int("SAGA_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT),
+        pg_port=pg_port,
+        kafka_bootstrap_servers=_env("SAGA_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{kafka_port}"),
+        db_dsns=dsns,
+        topic_partitions=partitions,
+        http_host=_env("SAGA_HTTP_HOST", "127.0.0.1"),
+        http_port=_env_int("SAGA_HTTP_PORT", 8080),
+        log_format=_env("SAGA_LOG_FORMAT", "auto"),
+        log_level=_env("SAGA_LOG_LEVEL", "INFO"),
+        reservation_ttl_s=_env_float("SAGA_RESERVATION_TTL_S", 600.0),
+        reaper_interval_s=_env_float("SAGA_REAPER_INTERVAL_S", 1.0),
+        outbox_retention_s=_env_float("SAGA_OUTBOX_RETENTION_S", 3600.0),
+        batch_size=_env_int("SAGA_BATCH_SIZE", 500),
+    )

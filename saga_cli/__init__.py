@@ -1,0 +1,1 @@
+"""The operator CLI: local stack, services, orders, traces, DLQ, audit, bench, demo."""
