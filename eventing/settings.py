@@ -14,8 +14,11 @@ from pathlib import Path
 __all__ = [
     "SERVICES",
     "Settings",
+    "default_cache_dir",
     "default_stack_dir",
     "load_settings",
+    "local_admin_dsn",
+    "local_dsn",
 ]
 
 SERVICES = ("order", "inventory", "payment", "fulfillment")
@@ -32,6 +35,13 @@ def default_stack_dir() -> Path:
         return Path("/var/lib/checkout-saga")
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state) / "checkout-saga"
+
+
+def default_cache_dir() -> Path:
+    # Downloads (the Kafka jars) live outside the work tree and outside the stack dir, so a
+    # fresh clone or `stack down --wipe` does not fetch them again.
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "checkout-saga"
 
 
 def _env(name: str, default: str) -> str:
@@ -61,6 +71,11 @@ def local_dsn(service: str, port: int) -> str:
     return f"postgresql://{role}:{role}@127.0.0.1:{port}/{service}_db"
 
 
+def local_admin_dsn(port: int) -> str:
+    """The superuser DSN of the local stack (`postgres`, password `postgres`, loopback only)."""
+    return f"postgresql://postgres:postgres@127.0.0.1:{port}/postgres"
+
+
 @dataclass(frozen=True)
 class Settings:
     stack_dir: Path
@@ -79,6 +94,10 @@ class Settings:
     outbox_retention_s: float
     batch_size: int
     extra: dict[str, str] = field(default_factory=dict)
+    # For tools and tests that create databases (never for a service: services get their own
+    # role, which can reach its own database only).
+    pg_admin_dsn: str = ""
+    cache_dir: Path = field(default_factory=default_cache_dir)
 
     def dsn(self, service: str) -> str:
         try:
@@ -91,9 +110,7 @@ def load_settings() -> Settings:
     stack_dir = Path(_env("SAGA_STACK_DIR", str(default_stack_dir())))
     kafka_port = _env_int("SAGA_KAFKA_PORT", DEFAULT_KAFKA_PORT)
     pg_port = _env_int("SAGA_PG_PORT", DEFAULT_PG_PORT)
-    dsns = {
-        svc: _env(f"SAGA_{svc.upper()}_DB_DSN", local_dsn(svc, pg_port)) for svc in SERVICES
-    }
+    dsns = {svc: _env(f"SAGA_{svc.upper()}_DB_DSN", local_dsn(svc, pg_port)) for svc in SERVICES}
     partitions = _env_int("SAGA_TOPIC_PARTITIONS", 4)
     if partitions < 1:
         raise ValueError(f"SAGA_TOPIC_PARTITIONS={partitions} must be at least 1")
@@ -113,4 +130,6 @@ def load_settings() -> Settings:
         reaper_interval_s=_env_float("SAGA_REAPER_INTERVAL_S", 1.0),
         outbox_retention_s=_env_float("SAGA_OUTBOX_RETENTION_S", 3600.0),
         batch_size=_env_int("SAGA_BATCH_SIZE", 500),
+        pg_admin_dsn=_env("SAGA_PG_ADMIN_DSN", local_admin_dsn(pg_port)),
+        cache_dir=Path(_env("SAGA_CACHE_DIR", str(default_cache_dir()))),
     )

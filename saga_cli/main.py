@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import click
 
+from saga_cli.catalog_cmd import seed, stock
+from saga_cli.demo import demo
+from saga_cli.order_cmd import order
+from saga_cli.run_cmd import migrate, run
 from saga_cli.stack_cmd import stack
+from saga_cli.trace_cmd import trace
 
 __all__ = ["cli"]
 
@@ -14,4 +19,9 @@ def cli() -> None:
     """Operate the checkout saga: local stack, services, orders and their traces."""
 
 
-cli.add_command(stack)
+for command in (stack, run, migrate, seed, stock, order, trace, demo):
+    cli.add_command(command)
+
+
+if __name__ == "__main__":
+    cli()

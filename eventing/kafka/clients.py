@@ -1,0 +1,248 @@
+"""The only module that talks to confluent-kafka for producing and consuming.
+
+Everything above it sees `Record` (a plain message) and the two small wrappers here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from eventing.logging import get_logger
+
+__all__ = ["BrokerError", "EventConsumer", "EventProducer", "Record"]
+
+log = get_logger(__name__)
+
+
+class _ToStructlog(logging.Handler):
+    """librdkafka's own log lines (via confluent-kafka's `logger`) as structured logs."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        method = log.warning if record.levelno >= logging.WARNING else log.debug
+        method("librdkafka", message=record.getMessage())
+
+
+_KAFKA_LOGGER = logging.getLogger("checkout_saga.librdkafka")
+_KAFKA_LOGGER.addHandler(_ToStructlog())
+_KAFKA_LOGGER.propagate = False
+
+
+class BrokerError(Exception):
+    """The broker could not be reached or refused a request; usually transient."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+    timestamp_ms: int
+
+
+def _headers(raw: Any) -> list[tuple[str, bytes]]:
+    return [(k, v if v is not None else b"") for k, v in (raw or [])]
+
+
+class EventProducer:
+    """Idempotent producer (acks=all): no duplicates or reordering from its own retries."""
+
+    def __init__(self, bootstrap: str, client_id: str, linger_ms: int = 2) -> None:
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": linger_ms,
+                "batch.num.messages": 10000,
+                "queue.buffering.max.messages": 200000,
+                "message.timeout.ms": 120000,
+                "compression.type": "lz4",
+                "error_cb": self._on_error,
+                "logger": _KAFKA_LOGGER,
+            }
+        )
+
+    @staticmethod
+    def _on_error(err: KafkaError) -> None:
+        log.warning("kafka producer error", error=str(err), fatal=err.fatal())
+
+    def produce_all(
+        self,
+        records: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
+        timeout_s: float = 30.0,
+    ) -> list[str | None]:
+        """Produce in order and wait for every delivery; returns an error (or None) per record."""
+        results: list[str | None] = ["not delivered"] * len(records)
+        done = threading.Event()
+        pending = [len(records)]
+
+        def make_cb(i: int) -> Callable[[KafkaError | None, Any], None]:
+            def cb(err: KafkaError | None, _msg: Any) -> None:
+                results[i] = None if err is None else str(err)
+                pending[0] -= 1
+                if pending[0] == 0:
+                    done.set()
+
+            return cb
+
+        for i, (topic, key, value, headers) in enumerate(records):
+            while True:
+                try:
+                    self._producer.produce(
+                        topic, value, key, headers=list(headers), on_delivery=make_cb(i)
+                    )
+                    break
+                except BufferError:
+                    self._producer.poll(0.05)  # queue full: serve callbacks, then retry
+                except KafkaException as exc:
+                    results[i] = str(exc)
+                    pending[0] -= 1
+                    break
+        if not records:
+            return results
+        self._producer.flush(timeout_s)
+        return results
+
+    def produce_one(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None = None,
+        timeout_s: float = 30.0,
+    ) -> None:
+        (err,) = self.produce_all([(topic, key, value, headers or [])], timeout_s)
+        if err:
+            raise BrokerError(f"could not deliver to {topic}: {err}")
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self._producer.flush(timeout_s)
+
+
+class EventConsumer:
+    """A group consumer whose offsets are stored only after the database commit.
+
+    Auto-commit only ever commits offsets we stored explicitly, so an offset never runs
+    ahead of the work it stands for; a crash in between re-delivers and the inbox dedupes.
+    """
+
+    def __init__(self, bootstrap: str, group_id: str, topics: list[str], client_id: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": group_id,
+                "client.id": client_id,
+                "enable.auto.commit": True,
+                "auto.commit.interval.ms": 500,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": 10000,
+                "heartbeat.interval.ms": 1000,
+                "max.poll.interval.ms": 900000,
+                # Bounded prefetch: memory stays flat however large the backlog is.
+                "queued.max.messages.kbytes": 16384,
+                "fetch.max.bytes": 8388608,
+                "fetch.wait.max.ms": 10,
+                "error_cb": self._on_error,
+                "logger": _KAFKA_LOGGER,
+            }
+        )
+        self._topics = topics
+        self._consumer.subscribe(topics, on_revoke=self._on_revoke)
+
+    @staticmethod
+    def _on_error(err: KafkaError) -> None:
+        log.warning("kafka consumer error", error=str(err), fatal=err.fatal())
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        # The loop is single-threaded: nothing is in flight while we are in poll, so the
+        # stored offsets are exactly the committed work. Commit them before losing the
+        # partitions so the next owner does not redo (harmless but slow) work.
+        try:
+            consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:
+                log.warning("offset commit on revoke failed", error=str(exc))
+
+    def poll_batch(self, max_messages: int, timeout_s: float) -> list[Record]:
+        # consume() waits out its whole timeout unless the batch fills up: block only for
+        # the first message, then take whatever else is already fetched.
+        first = self._consumer.poll(timeout_s)
+        if first is None:
+            return []
+        msgs = [first]
+        if max_messages > 1:
+            msgs += self._consumer.consume(num_messages=max_messages - 1, timeout=0)
+        out: list[Record] = []
+        for m in msgs:
+            err = m.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                log.warning("kafka consume error", error=str(err))
+                continue
+            out.append(
+                Record(
+                    topic=m.topic() or "",
+                    partition=m.partition() or 0,
+                    offset=m.offset() or 0,
+                    key=m.key(),
+                    value=m.value(),
+                    headers=_headers(m.headers()),
+                    timestamp_ms=m.timestamp()[1],
+                )
+            )
+        return out
+
+    def store(self, records: Sequence[Record]) -> None:
+        """Mark records as done: their offsets will be committed."""
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            last[key] = max(last.get(key, -1), r.offset)
+        if not last:
+            return
+        tps = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+        try:
+            self._consumer.store_offsets(offsets=tps)
+        except KafkaException as exc:
+            # Partition revoked meanwhile: the new owner re-delivers, the inbox dedupes.
+            log.info("offset store skipped", error=str(exc))
+
+    def rewind(self, records: Sequence[Record]) -> None:
+        """Seek back to the first of `records` per partition, to process them again."""
+        first: dict[tuple[str, int], int] = {}
+        for r in records:
+            key = (r.topic, r.partition)
+            first[key] = min(first.get(key, r.offset), r.offset)
+        for (topic, partition), offset in first.items():
+            try:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as exc:
+                log.info("seek skipped", topic=topic, partition=partition, error=str(exc))
+
+    def lag(self) -> int:
+        """Messages not yet consumed on the assigned partitions (approximate)."""
+        total = 0
+        for tp in self._consumer.assignment():
+            low, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
+            pos = self._consumer.position([tp])[0].offset
+            total += max(0, high - (pos if pos >= 0 else low))
+        return total
+
+    def close(self) -> None:
+        with contextlib.suppress(KafkaException):
+            self._consumer.commit(asynchronous=False)
+        self._consumer.close()

@@ -1,0 +1,65 @@
+"""Transactional outbox: rows written in the caller's transaction, published by the relay."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from shared_events.codec import encode
+from shared_events.envelope import Event
+
+__all__ = ["OutboxRow", "decode_headers", "encode_headers", "insert_outbox", "row_for_event"]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    order_id: uuid.UUID | None
+    event_id: uuid.UUID | None
+    event_type: str | None
+
+
+def row_for_event(event: Event, topic: str) -> OutboxRow:
+    rec = encode(event)
+    return OutboxRow(
+        topic, rec.key, rec.value, rec.headers, event.order_id, event.event_id, event.event_type
+    )
+
+
+def encode_headers(headers: list[tuple[str, bytes]]) -> str:
+    # Header values are arbitrary bytes (a poison message's may not be UTF-8): base64 in JSON.
+    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+
+
+def decode_headers(raw: Any) -> list[tuple[str, bytes]]:
+    items = json.loads(raw) if isinstance(raw, str | bytes) else raw
+    return [(k, base64.b64decode(v)) for k, v in items or []]
+
+
+_COPY = "COPY outbox (topic, key, value, headers, order_id, event_id, event_type) FROM STDIN"
+
+
+def insert_outbox(conn: psycopg.Connection[Any], rows: list[OutboxRow]) -> None:
+    if not rows:
+        return
+    with conn.cursor() as cur, cur.copy(_COPY) as copy:
+        for r in rows:
+            copy.write_row(
+                (
+                    r.topic,
+                    r.key,
+                    r.value,
+                    encode_headers(r.headers),
+                    r.order_id,
+                    r.event_id,
+                    r.event_type,
+                )
+            )

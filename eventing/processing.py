@@ -1,0 +1,278 @@
+"""Turning consumed records into local transactions: inbox + effect + outbox, atomically.
+
+Fast path: a whole batch in one transaction (one commit for many events). If any handler
+fails, the batch is rolled back and replayed on the slow path, where each event gets a
+savepoint so the failing one can be parked or dead-lettered while the others commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from eventing.errors import classify
+from eventing.kafka.clients import Record
+from eventing.logging import bound_event, get_logger
+from eventing.outbox import OutboxRow, insert_outbox
+from eventing.parking import Parking, error_text, poison_event_id
+from eventing.queries import Queries
+from eventing.retry import FORWARD, RetryPolicy
+from eventing.settings import Settings
+from eventing.tx import Handler, Tx
+from shared_events.codec import PoisonMessage, decode
+from shared_events.envelope import Event, utcnow
+
+__all__ = ["Decoded", "Outcome", "Processor", "decode_record"]
+
+log = get_logger(__name__)
+Q = Queries.load("eventing")
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    record: Record
+    event: Event | None
+    poison: PoisonMessage | None
+
+
+def decode_record(rec: Record) -> Decoded:
+    try:
+        return Decoded(rec, decode(rec.value, rec.headers), None)
+    except PoisonMessage as exc:
+        return Decoded(rec, None, exc)
+
+
+def _key_as_order_id(rec: Record) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(rec.key.decode()) if rec.key else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+@dataclass
+class Outcome:
+    handled: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    dead: int = 0
+    ignored: int = 0
+    events: list[Event] = field(default_factory=list)
+
+
+class _HandlerFailed(Exception):
+    def __init__(self, index: int, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.cause = cause
+
+
+class Processor:
+    def __init__(
+        self,
+        service: str,
+        handlers: Mapping[type[Event], Handler],
+        settings: Settings,
+        policies: Mapping[type[Event], RetryPolicy] | None = None,
+    ) -> None:
+        self.service = service
+        self.handlers = handlers
+        self.settings = settings
+        self.policies = policies or {}
+        self.parking = Parking(service)
+
+    def policy_for(self, event_type: type[Event]) -> RetryPolicy:
+        return self.policies.get(event_type, FORWARD)
+
+    # -- one event -------------------------------------------------------------------
+
+    def _run_handler(self, conn: psycopg.Connection[Any], event: Event) -> list[OutboxRow]:
+        handler = self.handlers[type(event)]
+        tx = Tx(conn, self.service, self.settings, cause=event)
+        handler(tx, event)
+        return tx.rows
+
+    def apply_one(self, conn: psycopg.Connection[Any], event: Event) -> bool:
+        """Inbox claim + effect + outbox inside the caller's transaction; False if a duplicate."""
+        if Q.scalar(conn, "inbox_claim_one", {"event_id": event.event_id}) is None:
+            return False
+        insert_outbox(conn, self._run_handler(conn, event))
+        return True
+
+    # -- a batch ---------------------------------------------------------------------
+
+    def process(self, conn: psycopg.Connection[Any], records: list[Record]) -> Outcome:
+        items = [decode_record(r) for r in records]
+        try:
+            return self._fast(conn, items)
+        except _HandlerFailed as failed:
+            event = items[failed.index].event
+            log.info(
+                "batch replayed one event at a time",
+                failed_event_type=event.event_type if event else None,
+                error=str(failed.cause),
+            )
+            return self._slow(conn, items)
+
+    def _wanted(self, d: Decoded) -> bool:
+        return d.event is not None and type(d.event) in self.handlers
+
+    def _fast(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
+        out = Outcome()
+        with conn.transaction():
+            events = [d.event for d in items if d.event is not None and self._wanted(d)]
+            blocked = self.parking.blocking_orders(conn, {e.order_id for e in events})
+            claim_ids = list({e.event_id for e in events if e.order_id not in blocked})
+            fresh: set[uuid.UUID] = set()
+            if claim_ids:
+                rows = Q.all(conn, "inbox_claim_many", {"event_ids": claim_ids})
+                fresh = {r["event_id"] for r in rows}
+            outbox: list[OutboxRow] = []
+            for i, d in enumerate(items):
+                if d.poison is not None:
+                    self._dead_letter_poison(conn, d, out)
+                    continue
+                ev = d.event
+                assert ev is not None
+                if not self._wanted(d):
+                    out.ignored += 1
+                    continue
+                if ev.order_id in blocked:
+                    self._park_behind(conn, d, out)
+                    continue
+                if ev.event_id not in fresh:
+                    out.duplicates += 1
+                    continue
+                fresh.discard(ev.event_id)  # a second copy in this batch is a duplicate
+                with bound_event(ev.order_id, ev.event_id, ev.event_type):
+                    try:
+                        outbox.extend(self._run_handler(conn, ev))
+                    except psycopg.OperationalError:
+                        raise
+                    except Exception as exc:
+                        raise _HandlerFailed(i, exc) from exc
+                out.handled += 1
+                out.events.append(ev)
+            insert_outbox(conn, outbox)
+        return out
+
+    def _slow(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
+        out = Outcome()
+        with conn.transaction():
+            events = [d.event for d in items if d.event is not None and self._wanted(d)]
+            blocked = self.parking.blocking_orders(conn, {e.order_id for e in events})
+            for d in items:
+                if d.poison is not None:
+                    self._dead_letter_poison(conn, d, out)
+                    continue
+                ev = d.event
+                assert ev is not None
+                if not self._wanted(d):
+                    out.ignored += 1
+                    continue
+                if ev.order_id in blocked:
+                    self._park_behind(conn, d, out)
+                    continue
+                with bound_event(ev.order_id, ev.event_id, ev.event_type):
+                    try:
+                        with conn.transaction():
+                            if self.apply_one(conn, ev):
+                                out.handled += 1
+                                out.events.append(ev)
+                            else:
+                                out.duplicates += 1
+                    except psycopg.OperationalError:
+                        raise
+                    except Exception as exc:
+                        self._park_failed(conn, d, exc, out)
+                        blocked.add(ev.order_id)
+        return out
+
+    # -- setting messages aside ----------------------------------------------------------
+
+    def _dead_letter_poison(self, conn: psycopg.Connection[Any], d: Decoded, out: Outcome) -> None:
+        assert d.poison is not None
+        rec = d.record
+        order_id = _key_as_order_id(rec)
+        with bound_event(order_id, None, None):
+            if self.parking.park(
+                conn,
+                rec,
+                event_id=poison_event_id(rec),
+                order_id=order_id,
+                event_type=None,
+                state="dead",
+                blocks=False,
+                error_kind=d.poison.kind,
+                error=d.poison.reason,
+                delay_s=0,
+                now=utcnow(),
+            ):
+                log.error(
+                    "poison message dead-lettered",
+                    reason=d.poison.reason,
+                    error_kind=d.poison.kind,
+                    topic=rec.topic,
+                    partition=rec.partition,
+                    offset=rec.offset,
+                    action="inspect with `saga dlq show`",
+                )
+        out.dead += 1
+
+    def _park_behind(self, conn: psycopg.Connection[Any], d: Decoded, out: Outcome) -> None:
+        ev = d.event
+        assert ev is not None
+        self.parking.park(
+            conn,
+            d.record,
+            event_id=ev.event_id,
+            order_id=ev.order_id,
+            event_type=ev.event_type,
+            state="retrying",
+            blocks=True,
+            error_kind=None,
+            error=None,
+            delay_s=0,
+            now=utcnow(),
+        )
+        with bound_event(ev.order_id, ev.event_id, ev.event_type):
+            log.info("parked behind an earlier message of the same order")
+        out.parked += 1
+
+    def _park_failed(
+        self, conn: psycopg.Connection[Any], d: Decoded, exc: BaseException, out: Outcome
+    ) -> None:
+        ev = d.event
+        assert ev is not None
+        kind = classify(exc)
+        policy = self.policy_for(type(ev))
+        dead = kind == "permanent" or policy.max_attempts <= 1
+        state = "dead" if dead else "retrying"
+        err = error_text(exc)
+        self.parking.park(
+            conn,
+            d.record,
+            event_id=ev.event_id,
+            order_id=ev.order_id,
+            event_type=ev.event_type,
+            state=state,
+            blocks=True,
+            error_kind=kind,
+            error=err,
+            delay_s=0 if dead else policy.next_delay_s(1),
+            now=utcnow(),
+        )
+        if dead:
+            log.error(
+                "message dead-lettered",
+                reason=err,
+                error_kind=kind,
+                action="fix the cause, then `saga dlq redrive`",
+            )
+            out.dead += 1
+        else:
+            log.warning("handler failed, will retry", error=err, attempt=1)
+            out.parked += 1

@@ -1,0 +1,120 @@
+"""Outbox relay: publishes committed outbox rows in id order, then marks them sent.
+
+Order per order_id holds because rows are read in id order and handed to one idempotent
+producer; if a delivery fails, nothing from that row on is marked sent, so the next round
+re-sends the tail in order (consumers dedupe the repeats).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import psycopg
+
+from eventing.kafka.clients import EventProducer
+from eventing.logging import get_logger
+from eventing.outbox import decode_headers
+from eventing.queries import Queries
+
+__all__ = ["Relay"]
+
+log = get_logger(__name__)
+Q = Queries.load("eventing")
+_LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtext('checkout-saga-outbox-relay'))"
+
+
+class Relay:
+    def __init__(
+        self,
+        dsn: str,
+        producer: EventProducer,
+        batch: int = 2000,
+        retention_s: float = 3600.0,
+        idle_poll_s: float = 1.0,
+    ) -> None:
+        self.dsn = dsn
+        self.producer = producer
+        self.batch = batch
+        self.retention_s = retention_s
+        self.idle_poll_s = idle_poll_s
+        self.published = 0
+        self._last_prune = 0.0
+
+    def publish_once(self, conn: psycopg.Connection[Any]) -> int:
+        """Publish up to one batch; returns how many rows were marked sent."""
+        rows = Q.all(conn, "outbox_unsent", {"limit": self.batch})
+        if not rows:
+            return 0
+        records = [
+            (
+                r["topic"],
+                bytes(r["key"]) if r["key"] is not None else None,
+                bytes(r["value"]),
+                decode_headers(r["headers"]),
+            )
+            for r in rows
+        ]
+        errors = self.producer.produce_all(records)
+        sent: list[int] = []
+        for row, err in zip(rows, errors, strict=True):
+            if err is not None:
+                log.warning(
+                    "outbox publish failed; will retry",
+                    error=err,
+                    topic=row["topic"],
+                    pending=len(rows) - len(sent),
+                )
+                break
+            sent.append(row["id"])
+        if sent:
+            Q.execute(conn, "outbox_mark_sent", {"ids": sent})
+        self.published += len(sent)
+        return len(sent) if len(sent) == len(rows) else -1
+
+    def prune(self, conn: psycopg.Connection[Any]) -> None:
+        if time.monotonic() - self._last_prune > 30:
+            self._last_prune = time.monotonic()
+            deleted = Q.execute(conn, "outbox_prune", {"retention_s": self.retention_s})
+            if deleted:
+                log.debug("outbox pruned", rows=deleted)
+
+    def run(self, stop: threading.Event) -> None:
+        """Publish until `stop`; survives database and broker outages with backoff."""
+        delay = 0.2
+        while not stop.is_set():
+            try:
+                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                    if not conn.execute(_LEADER_LOCK).fetchone()[0]:  # type: ignore[index]
+                        # Another instance relays this database; one publisher keeps order.
+                        stop.wait(2.0)
+                        continue
+                    conn.execute("LISTEN outbox")
+                    delay = 0.2
+                    self._loop(conn, stop)
+            except psycopg.OperationalError as exc:
+                log.warning(
+                    "relay lost its database connection; reconnecting",
+                    error=str(exc),
+                    retry_in_s=round(delay, 2),
+                )
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _loop(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            n = self.publish_once(conn)
+            if n < 0:
+                stop.wait(backoff)  # the broker refused: back off, then re-send the tail
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            if n >= self.batch:
+                continue  # more waiting: keep going without waiting for a notification
+            self.prune(conn)
+            if n == 0:
+                # Sleep until a commit notifies us (trigger on outbox) or the idle poll.
+                for _ in conn.notifies(timeout=self.idle_poll_s, stop_after=1):
+                    pass

@@ -1,0 +1,235 @@
+"""The one runtime every service runs: migrations, consumer loop, relay, retrier, timers.
+
+A service hands over a `ServiceSpec` (its handlers, its schema package, its periodic
+tasks); everything about Kafka, transactions, retries and shutdown lives here.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import psycopg
+
+from eventing.kafka.clients import EventConsumer, EventProducer, Record
+from eventing.logging import configure_logging, get_logger
+from eventing.migrations import apply_migrations
+from eventing.outbox import insert_outbox
+from eventing.processing import Processor
+from eventing.relay import Relay
+from eventing.retrier import Retrier
+from eventing.retry import COMPENSATION, backoff_s
+from eventing.settings import Settings
+from eventing.tx import Handler, Tx
+from shared_events.codec import PRODUCER_OF
+from shared_events.envelope import Event
+from shared_events.topics import events_topic
+
+__all__ = ["PeriodicTask", "ServiceSpec", "input_topics", "run_service"]
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    """Work on a timer (e.g. the reservation reaper), in its own transaction each run."""
+
+    name: str
+    interval_s: Callable[[Settings], float]
+    run: Callable[[Tx], int]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    package: str
+    handlers: Mapping[type[Event], Handler]
+    compensations: frozenset[type[Event]] = frozenset()
+    periodic: tuple[PeriodicTask, ...] = ()
+    # Extra long-lived parts (e.g. the HTTP API), run in threads until `stop` is set.
+    background: tuple[Callable[[Settings, threading.Event], None], ...] = field(default=())
+
+
+def input_topics(spec: ServiceSpec) -> list[str]:
+    return sorted({events_topic(PRODUCER_OF[t]) for t in spec.handlers})
+
+
+def _connect(dsn: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+
+
+def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> None:
+    """Run `body` until stop; a lost database connection is retried with backoff."""
+    attempt = 0
+    while not stop.is_set():
+        try:
+            body()
+            attempt = 0
+        except psycopg.OperationalError as exc:
+            attempt += 1
+            delay = backoff_s(attempt, 0.2, 5.0)
+            log.warning(
+                f"{name}: database unavailable; retrying",
+                error=str(exc).strip(),
+                retry_in_s=round(delay, 2),
+            )
+            stop.wait(delay)
+        except Exception:
+            attempt += 1
+            log.exception(f"{name}: unexpected error; restarting it")
+            stop.wait(backoff_s(attempt, 0.5, 10.0))
+
+
+def _retrier_thread(retrier: Retrier, dsn: str, stop: threading.Event) -> None:
+    def body() -> None:
+        with _connect(dsn) as conn:
+            while not stop.is_set():
+                if retrier.run_once(conn) > 0:
+                    continue
+                due = retrier.seconds_until_due(conn)
+                wait = 1.0 if due is None else min(1.0, max(0.02, due))
+                retrier.wakeup.wait(wait)
+                retrier.wakeup.clear()
+
+    _supervised("retrier", stop, body)
+
+
+def _periodic_thread(
+    spec: ServiceSpec, task: PeriodicTask, settings: Settings, stop: threading.Event
+) -> None:
+    dsn = settings.dsn(spec.name)
+
+    def body() -> None:
+        with _connect(dsn) as conn:
+            while not stop.is_set():
+                with conn.transaction():
+                    tx = Tx(conn, spec.name, settings)
+                    n = task.run(tx)
+                    insert_outbox(conn, tx.rows)
+                if n:
+                    log.info(f"{task.name} ran", count=n)
+                stop.wait(task.interval_s(settings))
+
+    _supervised(task.name, stop, body)
+
+
+class _ConsumerLoop:
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        settings: Settings,
+        processor: Processor,
+        consumer: EventConsumer,
+        retrier: Retrier,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings
+        self.processor = processor
+        self.consumer = consumer
+        self.retrier = retrier
+        self.conn: psycopg.Connection[Any] | None = None
+
+    def _process(self, records: list[Record], stop: threading.Event) -> bool:
+        """Process until committed; False if we were stopped first (nothing stored)."""
+        attempt = 0
+        while True:
+            try:
+                if self.conn is None or self.conn.closed:
+                    self.conn = _connect(self.settings.dsn(self.spec.name))
+                outcome = self.processor.process(self.conn, records)
+                if outcome.parked:
+                    self.retrier.wakeup.set()
+                return True
+            except psycopg.OperationalError as exc:
+                attempt += 1
+                if self.conn is not None:
+                    self.conn.close()
+                self.conn = None
+                delay = backoff_s(attempt, 0.2, 5.0)
+                log.warning(
+                    "database unavailable while processing a batch; will retry it",
+                    error=str(exc).strip(),
+                    batch=len(records),
+                    retry_in_s=round(delay, 2),
+                )
+                if stop.wait(delay):
+                    return False
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            records = self.consumer.poll_batch(self.settings.batch_size, 0.2)
+            if not records:
+                continue
+            if not self._process(records, stop):
+                return
+            self.consumer.store(records)
+        if self.conn is not None:
+            self.conn.close()
+
+
+def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | None = None) -> None:
+    """Run `spec` until SIGTERM/SIGINT (or `stop`): finish the batch, commit, close."""
+    configure_logging(settings.log_level, settings.log_format, service=spec.name)
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+
+        def _on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("shutting down", signal=signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+    dsn = settings.dsn(spec.name)
+    applied = apply_migrations(dsn, ["eventing", spec.package])
+    log.info("schema ready", migrations_applied=len(applied))
+    from eventing.kafka.admin import ensure_topics
+    from shared_events.topics import ALL_TOPICS
+
+    ensure_topics(settings.kafka_bootstrap_servers, list(ALL_TOPICS), settings.topic_partitions)
+
+    client_id = f"{spec.name}-{socket.gethostname()}-{os.getpid()}"
+    policies = {t: COMPENSATION for t in spec.compensations}
+    processor = Processor(spec.name, spec.handlers, settings, policies)
+    producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
+    relay = Relay(dsn, producer, retention_s=settings.outbox_retention_s)
+    retrier = Retrier(processor)
+    threads = [
+        threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True),
+        threading.Thread(
+            target=_retrier_thread, args=(retrier, dsn, stop), name="retrier", daemon=True
+        ),
+    ]
+    threads += [
+        threading.Thread(
+            target=_periodic_thread, args=(spec, t, settings, stop), name=t.name, daemon=True
+        )
+        for t in spec.periodic
+    ]
+    threads += [
+        threading.Thread(
+            target=b, args=(settings, stop), name=getattr(b, "__name__", "bg"), daemon=True
+        )
+        for b in spec.background
+    ]
+    for t in threads:
+        t.start()
+    consumer = EventConsumer(
+        settings.kafka_bootstrap_servers, f"{spec.name}-svc", input_topics(spec), client_id
+    )
+    log.info("service started", topics=input_topics(spec), group=f"{spec.name}-svc")
+    try:
+        _ConsumerLoop(spec, settings, processor, consumer, retrier).run(stop)
+    finally:
+        stop.set()
+        consumer.close()
+        for t in threads:
+            t.join(timeout=15)
+        producer.close()
+        log.info("service stopped")

@@ -1,0 +1,10 @@
+"""Wires fulfillment's handler into the shared runtime."""
+
+from __future__ import annotations
+
+from eventing.runtime import ServiceSpec
+from fulfillment_svc.handlers import HANDLERS
+
+__all__ = ["SPEC"]
+
+SPEC = ServiceSpec(name="fulfillment", package="fulfillment_svc", handlers=HANDLERS)

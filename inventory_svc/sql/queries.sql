@@ -1,0 +1,53 @@
+-- name: lock_stock
+SELECT sku, on_hand, reserved FROM stock WHERE sku = ANY(%(skus)s) ORDER BY sku FOR UPDATE
+
+-- name: hold_stock
+UPDATE stock SET reserved = reserved + %(qty)s, updated_at = now() WHERE sku = %(sku)s
+
+-- name: unhold_stock
+UPDATE stock SET reserved = reserved - %(qty)s, updated_at = now() WHERE sku = %(sku)s
+
+-- name: ship_stock
+UPDATE stock SET reserved = reserved - %(qty)s, on_hand = on_hand - %(qty)s,
+                 shipped = shipped + %(qty)s, updated_at = now()
+WHERE sku = %(sku)s
+
+-- name: insert_reservation
+INSERT INTO reservations (reservation_id, order_id, status, items, expires_at)
+VALUES (%(reservation_id)s, %(order_id)s, 'reserved', %(items)s, %(expires_at)s)
+
+-- name: reservation_for_order
+SELECT reservation_id, order_id, status, items, expires_at, release_reason
+FROM reservations WHERE order_id = %(order_id)s FOR UPDATE
+
+-- name: set_reservation_status
+UPDATE reservations SET status = %(status)s, release_reason = coalesce(%(reason)s, release_reason),
+       updated_at = now()
+WHERE reservation_id = %(reservation_id)s
+
+-- name: lapsed_reservations
+SELECT reservation_id, order_id, status, items, expires_at
+FROM reservations
+WHERE status = 'reserved' AND expires_at <= now()
+ORDER BY expires_at
+LIMIT %(limit)s
+FOR UPDATE SKIP LOCKED
+
+-- name: upsert_stock
+INSERT INTO stock (sku, on_hand, received) VALUES (%(sku)s, %(qty)s, %(qty)s)
+ON CONFLICT (sku) DO NOTHING
+RETURNING sku
+
+-- name: stock_row
+SELECT sku, on_hand, reserved, shipped, received FROM stock WHERE sku = %(sku)s FOR UPDATE
+
+-- name: set_on_hand
+UPDATE stock SET on_hand = %(qty)s, received = received + %(delta)s, updated_at = now()
+WHERE sku = %(sku)s
+
+-- name: insert_adjustment
+INSERT INTO stock_adjustments (sku, delta, reason) VALUES (%(sku)s, %(delta)s, %(reason)s)
+
+-- name: stock_levels
+SELECT sku, on_hand, reserved, on_hand - reserved AS available, shipped, received
+FROM stock ORDER BY sku

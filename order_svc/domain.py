@@ -1,0 +1,92 @@
+"""The order's rules, pure: from the set of saga facts seen to a status.
+
+Events reach the order service from four topics in no guaranteed relative order, so the
+status is a function of the *set* of facts, never of their arrival order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+__all__ = ["COMPENSATIONS", "TERMINAL", "Facts", "Status", "awaiting", "derive_status"]
+
+TERMINAL = frozenset({"COMPLETED", "CANCELLED"})
+COMPENSATIONS = frozenset({"PaymentRefunded", "InventoryReleased"})
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What has happened to one order: event types seen, with reasons where they matter."""
+
+    seen: frozenset[str]
+    payment_failure: str | None = None  # declined | reservation_expired
+    expired: bool = False  # inventory announced the reservation lapsed
+
+    @classmethod
+    def of(cls, steps: Iterable[tuple[str, str | None]]) -> Facts:
+        seen: set[str] = set()
+        payment_failure = None
+        expired = False
+        for event_type, reason in steps:
+            seen.add(event_type)
+            if event_type == "PaymentFailed":
+                payment_failure = reason
+            if event_type == "InventoryReleased" and reason == "expired":
+                expired = True
+        return cls(frozenset(seen), payment_failure, expired)
+
+
+@dataclass(frozen=True)
+class Status:
+    status: str
+    cancel_reason: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+
+def derive_status(f: Facts) -> Status:
+    if "ShipmentScheduled" in f.seen:
+        return Status("COMPLETED")
+    if "InventoryRejected" in f.seen:
+        return Status("CANCELLED", "out_of_stock")
+    released = "InventoryReleased" in f.seen
+    if "FulfillmentFailed" in f.seen:
+        done = released and "PaymentRefunded" in f.seen
+        return Status("CANCELLED" if done else "CANCELLING", "fulfillment_failed")
+    if f.payment_failure is not None:
+        reason = (
+            "reservation_expired"
+            if f.payment_failure == "reservation_expired"
+            else "payment_declined"
+        )
+        return Status("CANCELLED" if released else "CANCELLING", reason)
+    return Status("PENDING")
+
+
+def awaiting(f: Facts) -> list[str]:
+    """What a non-terminal order is waiting for, in words an operator can act on."""
+    status = derive_status(f)
+    if status.terminal:
+        return []
+    waits: list[str] = []
+    if "OrderPlaced" not in f.seen:
+        waits.append("order: the OrderPlaced event itself (a later event overtook it)")
+    if status.status == "CANCELLING":
+        if "InventoryReleased" not in f.seen:
+            waits.append("inventory: release the reserved stock (InventoryReleased)")
+        if "FulfillmentFailed" in f.seen and "PaymentRefunded" not in f.seen:
+            waits.append("payment: refund the charge (PaymentRefunded)")
+        return waits
+    if "InventoryReserved" not in f.seen:
+        waits.append("inventory: reserve stock (InventoryReserved or InventoryRejected)")
+    elif "PaymentCharged" not in f.seen:
+        if f.expired:
+            waits.append("payment: answer the lapsed reservation (PaymentCharged or PaymentFailed)")
+        else:
+            waits.append("payment: charge the card (PaymentCharged or PaymentFailed)")
+    else:
+        waits.append("fulfillment: schedule the shipment (ShipmentScheduled or FulfillmentFailed)")
+    return waits

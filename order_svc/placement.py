@@ -1,0 +1,134 @@
+"""Placing an order: the order row, its first saga step and OrderPlaced, in one transaction.
+
+Shared by the HTTP API and `saga order place`, so both take the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from pydantic import Field, model_validator
+
+from eventing.outbox import insert_outbox, row_for_event
+from order_svc.repository import Q, record_step
+from shared_events.common import Address, LineItem, StockLine, check_unique_skus
+from shared_events.envelope import Contract
+from shared_events.order import OrderPlaced, OrderPlacedPayload
+from shared_events.topics import events_topic
+
+__all__ = ["CheckoutRequest", "IdempotencyConflict", "PlacedOrder", "UnknownSku", "place_order"]
+
+
+class CheckoutRequest(Contract):
+    """The body of POST /orders."""
+
+    customer_id: str = Field(min_length=1, max_length=100)
+    items: tuple[StockLine, ...] = Field(min_length=1, max_length=100)
+    card_token: str = Field(min_length=1, max_length=100)
+    ship_to: Address
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CheckoutRequest:
+        """Validate plain Python data exactly as the JSON body would be (strict JSON rules)."""
+        return cls.model_validate_json(json.dumps(data))
+
+    @model_validator(mode="after")
+    def _unique(self) -> CheckoutRequest:
+        check_unique_skus(self.items)
+        return self
+
+
+class UnknownSku(ValueError):
+    def __init__(self, skus: list[str]) -> None:
+        super().__init__(
+            f"unknown sku(s): {', '.join(skus)}; see `saga stock list` for the catalog"
+        )
+        self.skus = skus
+
+
+class IdempotencyConflict(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            f"Idempotency-Key {key!r} was already used for a different request; "
+            "use a new key for a new order"
+        )
+
+
+@dataclass(frozen=True)
+class PlacedOrder:
+    order_id: uuid.UUID
+    status: str
+    created: bool
+
+
+def _request_hash(req: CheckoutRequest) -> str:
+    canonical = json.dumps(req.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _existing(conn: psycopg.Connection[Any], key: str, req_hash: str) -> PlacedOrder | None:
+    row = Q.one(conn, "order_by_idempotency_key", {"key": key})
+    if row is None:
+        return None
+    if row["request_hash"] != req_hash:
+        raise IdempotencyConflict(key)
+    return PlacedOrder(row["order_id"], row["status"], created=False)
+
+
+def place_order(
+    conn: psycopg.Connection[Any], req: CheckoutRequest, idempotency_key: str | None = None
+) -> PlacedOrder:
+    req_hash = _request_hash(req)
+    with conn.transaction():
+        if idempotency_key and (found := _existing(conn, idempotency_key, req_hash)):
+            return found
+        skus = [i.sku for i in req.items]
+        prices = {r["sku"]: r for r in Q.all(conn, "prices_for", {"skus": skus})}
+        unknown = [s for s in skus if s not in prices]
+        if unknown:
+            raise UnknownSku(unknown)
+        lines = tuple(
+            LineItem(sku=i.sku, qty=i.qty, unit_price_minor=prices[i.sku]["price_minor"])
+            for i in req.items
+        )
+        order_id = uuid.uuid4()
+        payload = OrderPlacedPayload(
+            customer_id=req.customer_id,
+            items=lines,
+            total_minor=sum(li.qty * li.unit_price_minor for li in lines),
+            currency=prices[skus[0]]["currency"],
+            card_token=req.card_token,
+            ship_to=req.ship_to,
+        )
+        event = OrderPlaced.create(order_id=order_id, producer="order", payload=payload)
+        inserted = Q.scalar(
+            conn,
+            "insert_order",
+            {
+                "order_id": order_id,
+                "origin": "api",
+                "customer_id": req.customer_id,
+                "items": Jsonb([li.model_dump() for li in lines]),
+                "total_minor": payload.total_minor,
+                "currency": payload.currency,
+                "card_token": req.card_token,
+                "ship_to": Jsonb(req.ship_to.model_dump(mode="json")),
+                "idempotency_key": idempotency_key,
+                "request_hash": req_hash,
+            },
+        )
+        if inserted is None:
+            # A concurrent request with the same key won the race: answer with its order.
+            assert idempotency_key is not None
+            found = _existing(conn, idempotency_key, req_hash)
+            assert found is not None
+            return found
+        record_step(conn, event)
+        insert_outbox(conn, [row_for_event(event, events_topic("order"))])
+    return PlacedOrder(order_id, "PENDING", created=True)

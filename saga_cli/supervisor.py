@@ -1,0 +1,106 @@
+"""`saga run all`: the four services as child processes, logs prefixed and interleaved.
+
+A child that dies is restarted with exponential backoff (reset once it has stayed up a
+while); SIGTERM/SIGINT are passed on so every child shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+import click
+
+__all__ = ["supervise"]
+
+_COLORS = {"order": "cyan", "inventory": "green", "payment": "yellow", "fulfillment": "magenta"}
+_STABLE_S = 30.0
+
+
+@dataclass
+class _Child:
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    started_at: float = 0.0
+    next_start_at: float = 0.0
+    pump: threading.Thread | None = field(default=None, repr=False)
+
+
+def _pump(name: str, stream: IO[bytes], lock: threading.Lock, color: bool) -> None:
+    prefix = f"{name:<11}|"
+    styled = click.style(prefix, fg=_COLORS.get(name)) if color else prefix
+    for raw in iter(stream.readline, b""):
+        line = raw.decode("utf-8", "replace").rstrip("\n")
+        with lock:
+            click.echo(f"{styled} {line}")
+
+
+def _spawn(child: _Child, lock: threading.Lock, color: bool) -> None:
+    cmd = [sys.executable, "-m", "saga_cli.main", "run", child.name]
+    child.proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy()
+    )
+    child.started_at = time.monotonic()
+    assert child.proc.stdout is not None
+    child.pump = threading.Thread(
+        target=_pump, args=(child.name, child.proc.stdout, lock, color), daemon=True
+    )
+    child.pump.start()
+
+
+def supervise(names: Sequence[str], color: bool) -> int:
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    children = [_Child(n) for n in names]
+    for c in children:
+        _spawn(c, lock, color)
+    while not stop.is_set():
+        now = time.monotonic()
+        for c in children:
+            if c.proc is not None and c.proc.poll() is not None:
+                code = c.proc.returncode
+                if now - c.started_at > _STABLE_S:
+                    c.restarts = 0
+                delay = min(30.0, 0.5 * 2**c.restarts)
+                c.restarts += 1
+                c.next_start_at = now + delay
+                with lock:
+                    click.echo(
+                        f"{'supervisor':<11}| {c.name} exited with {code}; "
+                        f"restarting in {delay:.1f}s (restart #{c.restarts})"
+                    )
+                c.proc = None
+            if c.proc is None and now >= c.next_start_at:
+                _spawn(c, lock, color)
+        stop.wait(0.2)
+    with lock:
+        click.echo(f"{'supervisor':<11}| stopping {', '.join(names)}")
+    for c in children:
+        if c.proc is not None and c.proc.poll() is None:
+            c.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for c in children:
+        if c.proc is None:
+            continue
+        try:
+            c.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            c.proc.kill()
+            c.proc.wait()
+        if c.pump is not None:
+            c.pump.join(timeout=2)
+    return 0

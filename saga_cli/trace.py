@@ -1,0 +1,194 @@
+"""One order's story across the four services, as data (for --json) and as text.
+
+The order service's saga record has every event of the order; what a stuck order waits
+on (a retry, a dead letter) lives in each service's parked table, so we read all four.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from eventing.queries import Queries
+from eventing.settings import SERVICES, Settings
+from order_svc.domain import Facts, awaiting
+from order_svc.repository import Q as ORDER_Q
+from shared_events.envelope import utcnow
+
+__all__ = ["build_trace", "key_facts", "render_trace", "stuck_orders"]
+
+RUNTIME_Q = Queries.load("eventing")
+
+
+def _money(minor: int | None, currency: str | None = "USD") -> str:
+    return f"{(minor or 0) / 100:.2f} {currency or ''}".strip()
+
+
+def key_facts(event_type: str, p: dict[str, Any]) -> str:
+    """The one line about an event a person wants to read."""
+    items = p.get("items") or []
+    lines = ", ".join(f"{i['sku']}x{i['qty']}" for i in items)
+    match event_type:
+        case "OrderPlaced":
+            return (
+                f"{lines}; total {_money(p.get('total_minor'), p.get('currency'))}; "
+                f"card {p.get('card_token')}; ship to {p.get('ship_to', {}).get('country')}"
+            )
+        case "InventoryReserved":
+            return f"held {lines} until {str(p.get('expires_at'))[11:19]}Z"
+        case "InventoryRejected":
+            return f"{p.get('reason')}: {', '.join(p.get('skus') or [])}"
+        case "InventoryReleased":
+            return f"released {lines} (reason: {p.get('reason')})"
+        case "PaymentCharged":
+            return f"charged {_money(p.get('amount_minor'), p.get('currency'))}"
+        case "PaymentFailed":
+            return f"{p.get('reason')}: {p.get('detail')}"
+        case "PaymentRefunded":
+            amount = _money(p.get("amount_minor"), p.get("currency"))
+            return f"refunded {amount} (reason: {p.get('reason')})"
+        case "ShipmentScheduled":
+            eta = p.get("estimated_delivery")
+            return f"{p.get('carrier')} to {p.get('country')}, delivery by {eta}"
+        case "FulfillmentFailed":
+            return f"{p.get('reason')}: {p.get('detail')}"
+    return ""
+
+
+def _ms(a: datetime, b: datetime) -> float:
+    return round((b - a).total_seconds() * 1000, 1)
+
+
+def _blocked_on(cfg: Settings, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    found = []
+    for service in SERVICES:
+        try:
+            with psycopg.connect(cfg.dsn(service), autocommit=True, connect_timeout=3) as conn:
+                rows = RUNTIME_Q.all(conn, "parked_for_order", {"order_id": order_id})
+        except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
+            continue
+        for r in rows:
+            found.append(
+                {
+                    "service": service,
+                    "dlq_id": f"{service}:{r['seq']}",
+                    "state": r["state"],
+                    "event_type": r["event_type"],
+                    "attempts": r["attempts"],
+                    "error_kind": r["error_kind"],
+                    "last_error": r["last_error"],
+                    "next_attempt_at": r["next_attempt_at"].isoformat()
+                    if r["state"] == "retrying"
+                    else None,
+                    "parked_at": r["parked_at"].isoformat(),
+                }
+            )
+    return found
+
+
+def build_trace(
+    conn: psycopg.Connection[Any], cfg: Settings, order_id: uuid.UUID
+) -> dict[str, Any] | None:
+    order = ORDER_Q.one(conn, "get_order", {"order_id": order_id})
+    if order is None:
+        return None
+    steps = ORDER_Q.all(conn, "steps_of", {"order_id": order_id})
+    events = []
+    prev: datetime | None = None
+    start: datetime | None = steps[0]["occurred_at"] if steps else None
+    for s in steps:
+        occurred: datetime = s["occurred_at"]
+        events.append(
+            {
+                "event_type": s["event_type"],
+                "producer": s["producer"],
+                "occurred_at": occurred.isoformat(),
+                "event_id": str(s["event_id"]),
+                "causation_id": str(s["causation_id"]) if s["causation_id"] else None,
+                "compensation": s["compensation"],
+                "since_previous_ms": _ms(prev, occurred) if prev else None,
+                "since_start_ms": _ms(start, occurred) if start else 0.0,
+                "facts": key_facts(s["event_type"], s["payload"]),
+                "payload": s["payload"],
+            }
+        )
+        prev = occurred
+    facts = Facts.of((s["event_type"], s["payload"].get("reason")) for s in steps)
+    waiting = awaiting(facts)
+    terminal = order["status"] in ("COMPLETED", "CANCELLED")
+    last = prev or order["created_at"]
+    trace: dict[str, Any] = {
+        "order_id": str(order_id),
+        "status": order["status"],
+        "cancel_reason": order["cancel_reason"],
+        "customer_id": order["customer_id"],
+        "total_minor": order["total_minor"],
+        "created_at": order["created_at"].isoformat(),
+        "terminal_at": order["terminal_at"].isoformat() if order["terminal_at"] else None,
+        "duration_ms": _ms(start, prev) if terminal and start and prev else None,
+        "events": events,
+        "compensations": [e for e in events if e["compensation"]],
+        "waiting_for": waiting,
+        "waiting_s": None if terminal else round((utcnow() - last).total_seconds(), 1),
+        "blocked_on": [] if terminal else _blocked_on(cfg, order_id),
+    }
+    return trace
+
+
+def render_trace(t: dict[str, Any]) -> str:
+    reason = f" ({t['cancel_reason']})" if t["cancel_reason"] else ""
+    out = [f"order {t['order_id']}  {t['status']}{reason}"]
+    if t["duration_ms"] is not None:
+        out[0] += f"  in {t['duration_ms']:.0f} ms"
+    out.append(f"  {'TIME (UTC)':<15} {'+STEP':>9}  {'PRODUCER':<12} {'EVENT':<19} FACTS")
+    for e in t["events"]:
+        delta = f"+{e['since_previous_ms']:.0f} ms" if e["since_previous_ms"] is not None else ""
+        mark = "↩ " if e["compensation"] else "  "
+        out.append(
+            f"  {e['occurred_at'][11:23]:<15} {delta:>9}  {e['producer']:<12} "
+            f"{mark}{e['event_type']:<17} {e['facts']}"
+        )
+    if t["status"] not in ("COMPLETED", "CANCELLED"):
+        out.append(f"  waiting {t['waiting_s']:.1f}s for:")
+        out.extend(f"    - {w}" for w in t["waiting_for"])
+        for b in t["blocked_on"]:
+            if b["state"] == "dead":
+                out.append(
+                    f"    ! blocked on DLQ entry {b['dlq_id']} ({b['event_type']}, "
+                    f"{b['attempts']} attempts): {b['last_error']}\n"
+                    f"      fix the cause, then: saga dlq redrive {b['dlq_id']}"
+                )
+            else:
+                out.append(
+                    f"    ~ {b['service']} is retrying {b['event_type']} "
+                    f"(attempt {b['attempts']}, next at {str(b['next_attempt_at'])[11:19]}Z)"
+                    + (f": {b['last_error']}" if b["last_error"] else "")
+                )
+    return "\n".join(out)
+
+
+def stuck_orders(
+    conn: psycopg.Connection[Any], cfg: Settings, older_than_s: float, limit: int = 200
+) -> list[dict[str, Any]]:
+    rows = ORDER_Q.all(conn, "orders_not_terminal", {"older_than_s": older_than_s, "limit": limit})
+    out = []
+    for r in rows:
+        t = build_trace(conn, cfg, r["order_id"])
+        if t is not None:
+            out.append(
+                {
+                    k: t[k]
+                    for k in (
+                        "order_id",
+                        "status",
+                        "cancel_reason",
+                        "waiting_for",
+                        "waiting_s",
+                        "blocked_on",
+                    )
+                }
+            )
+    return out
