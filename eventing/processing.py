@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 
+from eventing.crashpoints import maybe_crash
 from eventing.errors import classify
 from eventing.kafka.clients import Record
 from eventing.logging import bound_event, get_logger
@@ -157,6 +158,7 @@ class Processor:
                 out.handled += 1
                 out.events.append(ev)
             insert_outbox(conn, outbox)
+            maybe_crash("before_commit", out.events)
         return out
 
     def _slow(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
@@ -189,6 +191,7 @@ class Processor:
                     except Exception as exc:
                         self._park_failed(conn, d, exc, out)
                         blocked.add(ev.order_id)
+            maybe_crash("before_commit", out.events)
         return out
 
     # -- setting messages aside ----------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 
+from eventing.crashpoints import maybe_crash
 from eventing.kafka.clients import EventConsumer, EventProducer, Record
 from eventing.logging import configure_logging, get_logger
 from eventing.migrations import apply_migrations
@@ -143,6 +144,7 @@ class _ConsumerLoop:
                 if self.conn is None or self.conn.closed:
                     self.conn = _connect(self.settings.dsn(self.spec.name))
                 outcome = self.processor.process(self.conn, records)
+                maybe_crash("after_commit", outcome.events)
                 if outcome.parked:
                     self.retrier.wakeup.set()
                 return True

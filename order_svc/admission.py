@@ -1,0 +1,140 @@
+"""Admission control for checkouts: a token bucket and a cap on in-flight sagas.
+
+Pure bookkeeping (no I/O, the clock is injected) so the rules can be tested exactly; the
+HTTP layer asks before placing an order and tells afterwards whether one was created.
+
+Why both: the rate limit smooths bursts to what the pipeline can absorb per second, the
+in-flight cap bounds the backlog itself. Under a flash sale the rate alone would still let
+the backlog grow whenever the services fall behind; the cap stops that, so the latency of
+an accepted order stays bounded and the surplus is refused early, with a hint when to retry.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+__all__ = ["Admission", "InFlightCap", "Refusal", "TokenBucket", "retry_after_s"]
+
+Clock = Callable[[], float]
+
+
+def retry_after_s(wait_s: float) -> int:
+    """Retry-After is whole seconds; never 0, which clients read as "retry now"."""
+    return max(1, math.ceil(wait_s))
+
+
+class TokenBucket:
+    """`rate` requests/s on average, bursts of up to `burst` at once."""
+
+    def __init__(self, rate: float, burst: int, clock: Clock) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError(f"rate ({rate}) must be > 0 and burst ({burst}) at least 1")
+        self.rate = rate
+        self.burst = burst
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+        self._lock = threading.Lock()
+
+    def take(self) -> float:
+        """0.0 if a token was taken, else the seconds until one will be there."""
+        with self._lock:
+            now = self._clock()
+            self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= 1.0:
+                self._tokens -= 1.0
+                return 0.0
+            return (1.0 - self._tokens) / self.rate
+
+
+class InFlightCap:
+    """At most `cap` sagas not yet terminal (PENDING or CANCELLING).
+
+    Counting them in the database on every request would cost a query per checkout, so the
+    count is refreshed in the background (`refreshing` + `refreshed`) and the admissions made
+    since the refresh began are added to it. A refresh that raced with placements counts
+    some of them twice: the estimate errs on the safe side, by at most the number of
+    placements running at once, until the next refresh.
+    """
+
+    def __init__(self, cap: int) -> None:
+        if cap < 1:
+            raise ValueError(f"in-flight cap ({cap}) must be at least 1")
+        self.cap = cap
+        self._lock = threading.Lock()
+        self._counted = 0  # sagas in flight by the last refresh
+        self._admitted = 0  # running total of admissions that (may) have created a saga
+        self._mark = 0  # `_admitted` when the last refresh began
+
+    @property
+    def estimate(self) -> int:
+        with self._lock:
+            return self._counted + self._admitted - self._mark
+
+    def try_admit(self) -> bool:
+        with self._lock:
+            if self._counted + self._admitted - self._mark >= self.cap:
+                return False
+            self._admitted += 1
+            return True
+
+    def not_created(self) -> None:
+        """An admitted request created no saga (invalid, replayed, or failed)."""
+        with self._lock:
+            self._admitted -= 1
+
+    def refreshing(self) -> int:
+        """Call just before counting in the database; pass the result to `refreshed`."""
+        with self._lock:
+            return self._admitted
+
+    def refreshed(self, mark: int, in_flight: int) -> None:
+        with self._lock:
+            self._counted = in_flight
+            self._mark = mark
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # "rate_limited" | "too_many_in_flight"
+    retry_after_s: int
+    message: str
+
+
+class Admission:
+    """Both limits together; either may be off (None)."""
+
+    def __init__(
+        self, bucket: TokenBucket | None, cap: InFlightCap | None, cap_retry_after_s: int = 1
+    ) -> None:
+        self.bucket = bucket
+        self.cap = cap
+        # How long a client should back off when the backlog is full: the pipeline drains
+        # it in about a second at the design throughput, so a second is the honest hint.
+        self.cap_retry_after_s = cap_retry_after_s
+
+    def check(self) -> Refusal | None:
+        """None: go ahead, and call `done` afterwards. Else: the refusal to answer with."""
+        if self.bucket is not None:
+            wait = self.bucket.take()
+            if wait > 0:
+                return Refusal(
+                    "rate_limited",
+                    retry_after_s(wait),
+                    f"more than {self.bucket.rate:g} checkouts/s; retry later",
+                )
+        if self.cap is not None and not self.cap.try_admit():
+            return Refusal(
+                "too_many_in_flight",
+                self.cap_retry_after_s,
+                f"{self.cap.cap} checkouts are already in progress; retry later",
+            )
+        return None
+
+    def done(self, created: bool) -> None:
+        if self.cap is not None and not created:
+            self.cap.not_created()

@@ -1,0 +1,215 @@
+"""The checkout HTTP API: POST /orders, GET /orders/{id}, GET /healthz (Starlette).
+
+Placement is the same `place_order` that `saga order place` runs. It is blocking psycopg
+work on a pooled connection, so it runs in worker threads while the event loop does the
+cheap parts: reading the body, validating it once, and admission control.
+
+Status codes: 202 accepted (new or replayed order), 422 invalid input, unknown SKU, or an
+Idempotency-Key reused with a different body (as the IETF Idempotency-Key draft says), 429
+with Retry-After when admission control refuses, 413 for a body over 64 KiB, 503 with
+Retry-After when the database is unreachable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import anyio
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from eventing.logging import get_logger
+from order_svc.admission import Admission, Refusal
+from order_svc.placement import (
+    CheckoutRequest,
+    IdempotencyConflict,
+    PlacedOrder,
+    UnknownSku,
+    place_order,
+)
+from order_svc.repository import Q
+
+__all__ = ["MAX_BODY_BYTES", "CheckoutApi", "create_app"]
+
+log = get_logger(__name__)
+
+MAX_BODY_BYTES = 64 * 1024
+_MAX_KEY_LEN = 255
+# How long a request may wait for a pooled connection before the API answers 503: a
+# database that slow is better reported than queued behind.
+_POOL_WAIT_S = 5.0
+
+
+def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+
+
+def _invalid(errors: Sequence[tuple[str, str]]) -> JSONResponse:
+    return _error(
+        422,
+        "invalid_request",
+        "; ".join(f"{field}: {msg}" for field, msg in errors),
+        errors=[{"field": field, "message": msg} for field, msg in errors],
+    )
+
+
+def _validation_errors(exc: ValidationError) -> list[tuple[str, str]]:
+    errors = exc.errors(include_url=False, include_context=False, include_input=False)
+    locs = [e["loc"] for e in errors]
+    found = []
+    for e in errors:
+        loc = e["loc"]
+        # pydantic adds "too short" to a list whose items failed: noise beside the real cause
+        if e["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
+            continue
+        # A model-level check (bad JSON, a SKU listed twice) has no location: it is the body's.
+        found.append((".".join(map(str, loc)) or "body", e["msg"].removeprefix("Value error, ")))
+    return found
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if isinstance(value, uuid.UUID) else value
+
+
+def _refused(refusal: Refusal) -> JSONResponse:
+    resp = _error(429, refusal.reason, refusal.message)
+    resp.headers["Retry-After"] = str(refusal.retry_after_s)
+    return resp
+
+
+def _unavailable(message: str) -> JSONResponse:
+    resp = _error(503, "unavailable", message)
+    resp.headers["Retry-After"] = "1"
+    return resp
+
+
+class CheckoutApi:
+    def __init__(self, pool: ConnectionPool[Any], admission: Admission, max_waiting: int) -> None:
+        self.pool = pool
+        self.admission = admission
+        # Placements waiting for a worker thread: past this the API sheds load with a 429
+        # at once instead of queueing requests (and their memory) behind a slow database.
+        self.max_waiting = max_waiting
+        self._waiting = 0
+        self._limiter = anyio.CapacityLimiter(max(1, pool.max_size))
+        self.refused: Counter[str] = Counter()
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def place(self, request: Request) -> Response:
+        body = await self._read_body(request)
+        if body is None:
+            return _error(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
+        key = request.headers.get("idempotency-key")
+        if key is not None and not (0 < len(key) <= _MAX_KEY_LEN and key.isprintable()):
+            return _invalid(
+                [("Idempotency-Key", f"must be 1 to {_MAX_KEY_LEN} printable characters")]
+            )
+        try:
+            req = CheckoutRequest.model_validate_json(body)
+        except ValidationError as exc:
+            return _invalid(_validation_errors(exc))
+        if self._waiting >= self.max_waiting:
+            return self._refuse(Refusal("busy", 1, "the checkout service is busy; retry later"))
+        refusal = self.admission.check()
+        if refusal is not None:
+            return self._refuse(refusal)
+        created = False
+        self._waiting += 1
+        try:
+            placed = await anyio.to_thread.run_sync(self._place, req, key, limiter=self._limiter)
+            created = placed.created
+        except UnknownSku as exc:
+            return _invalid([("items", str(exc))])
+        except IdempotencyConflict as exc:
+            log.info("idempotency key reused with a different body", idempotency_key=key)
+            return _error(422, "idempotency_conflict", str(exc))
+        except PoolTimeout:
+            log.warning("no database connection free in time", waited_s=_POOL_WAIT_S)
+            return _unavailable("the order database is too slow to answer; retry later")
+        except psycopg.OperationalError as exc:
+            log.warning("order database unavailable", error=str(exc).strip())
+            return _unavailable("the order database is unavailable; retry later")
+        except Exception:
+            log.exception("checkout failed", idempotency_key=key)
+            return _error(500, "internal", "the checkout failed; retry with the same key")
+        finally:
+            self._waiting -= 1
+            self.admission.done(created)
+        if created:
+            log.info("order placed", order_id=str(placed.order_id), origin="api")
+        else:
+            log.info("order replayed for its idempotency key", order_id=str(placed.order_id))
+        headers = {"Location": f"/orders/{placed.order_id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(
+            {"order_id": str(placed.order_id), "status": placed.status},
+            status_code=202,
+            headers=headers,
+        )
+
+    def _refuse(self, refusal: Refusal) -> JSONResponse:
+        self.refused[refusal.reason] += 1
+        return _refused(refusal)
+
+    def _place(self, req: CheckoutRequest, key: str | None) -> PlacedOrder:
+        with self.pool.connection(timeout=_POOL_WAIT_S) as conn:
+            return place_order(conn, req, key)
+
+    def _get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
+        with self.pool.connection(timeout=_POOL_WAIT_S) as conn:
+            return Q.one(conn, "get_order", {"order_id": order_id})
+
+    async def show(self, request: Request) -> Response:
+        raw = request.path_params["order_id"]
+        try:
+            order_id = uuid.UUID(raw)
+        except ValueError:
+            return _invalid([("order_id", f"{raw!r} is not a UUID")])
+        try:
+            row = await anyio.to_thread.run_sync(self._get, order_id, limiter=self._limiter)
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            log.warning("order database unavailable", error=str(exc).strip(), order_id=raw)
+            return _unavailable("the order database is unavailable; retry later")
+        if row is None:
+            return _error(404, "not_found", f"no order {order_id}")
+        return JSONResponse({k: _jsonable(v) for k, v in row.items()})
+
+    async def health(self, _request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+
+def create_app(pool: ConnectionPool[Any], admission: Admission, max_waiting: int) -> Starlette:
+    api = CheckoutApi(pool, admission, max_waiting)
+    app = Starlette(
+        routes=[
+            Route("/orders", api.place, methods=["POST"]),
+            Route("/orders/{order_id}", api.show, methods=["GET"]),
+            Route("/healthz", api.health, methods=["GET"]),
+        ]
+    )
+    app.state.api = api
+    return app

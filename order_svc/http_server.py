@@ -1,0 +1,205 @@
+"""The checkout API inside the order service process: uvicorn in a background thread.
+
+`http_api` is a `ServiceSpec.background` part: the runtime owns SIGTERM/SIGINT and sets
+`stop`; we turn that into uvicorn's graceful shutdown (stop accepting, finish requests in
+progress). uvicorn installs signal handlers only on the main thread, so running it in a
+thread leaves the runtime's handlers in place.
+
+The socket is bound here, before uvicorn starts, so that a port already in use is a clear
+error and stops the whole service: an order service without its API would look healthy
+while refusing every checkout.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import psycopg
+import structlog
+import uvicorn
+from psycopg_pool import ConnectionPool
+
+from eventing.logging import get_logger
+from eventing.settings import Settings
+from order_svc.admission import Admission, InFlightCap, TokenBucket
+from order_svc.api import CheckoutApi, create_app
+from order_svc.repository import Q
+
+__all__ = ["admission_from", "bind", "http_api"]
+
+log = get_logger(__name__)
+
+# The in-flight count is a query: refresh it often enough that a burst cannot overshoot
+# the cap by much, rarely enough that it costs nothing next to the placements.
+_COUNT_EVERY_S = 0.15
+_REFUSALS_LOG_EVERY_S = 5.0
+# Placements queued or running per pooled connection before the API sheds load.
+_WAITING_PER_CONNECTION = 64
+
+
+class _ToStructlog(logging.Handler):
+    """uvicorn's own log lines (startup, errors in the ASGI app) as structured logs."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        method = log.error if record.levelno >= logging.ERROR else log.debug
+        method("uvicorn", message=record.getMessage(), exc_info=record.exc_info)
+
+
+def _route_uvicorn_logs() -> None:
+    for name in ("uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [_ToStructlog()]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def admission_from(settings: Settings) -> Admission:
+    """The limits of SAGA_HTTP_RATE_LIMIT / _RATE_BURST / _MAX_IN_FLIGHT (0 = off)."""
+    if settings.http_rate_limit < 0 or settings.http_rate_burst < 0:
+        raise ValueError("SAGA_HTTP_RATE_LIMIT and SAGA_HTTP_RATE_BURST must be >= 0")
+    if settings.http_max_in_flight < 0:
+        raise ValueError("SAGA_HTTP_MAX_IN_FLIGHT must be >= 0")
+    bucket = (
+        TokenBucket(settings.http_rate_limit, max(1, settings.http_rate_burst), time.monotonic)
+        if settings.http_rate_limit > 0
+        else None
+    )
+    cap = InFlightCap(settings.http_max_in_flight) if settings.http_max_in_flight > 0 else None
+    return Admission(bucket, cap)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket; OSError (e.g. the port is taken) says which address failed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings: Settings) -> None:
+    """Keep the in-flight cap's count fresh; log refusals as a summary, not one per request."""
+    structlog.contextvars.bind_contextvars(service="order")
+    cap = api.admission.cap
+    last_summary = time.monotonic()
+    conn: psycopg.Connection[Any] | None = None
+    while not stop.is_set():
+        try:
+            if cap is not None:
+                if conn is None or conn.closed:
+                    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+                mark = cap.refreshing()
+                cap.refreshed(mark, int(Q.scalar(conn, "count_in_flight")))
+        except psycopg.Error as exc:
+            # The estimate keeps growing with admissions meanwhile, so the cap still holds.
+            log.warning("cannot count in-flight sagas; retrying", error=str(exc).strip())
+            if conn is not None:
+                conn.close()
+            conn = None
+            stop.wait(1.0)
+        now = time.monotonic()
+        if now - last_summary >= _REFUSALS_LOG_EVERY_S:
+            last_summary = now
+            if api.refused:
+                refused, api.refused = api.refused, Counter()
+                log.info(
+                    "checkouts refused by admission control",
+                    **dict(refused),
+                    in_flight_estimate=cap.estimate if cap else None,
+                    limit_rate_per_s=settings.http_rate_limit,
+                    limit_in_flight=settings.http_max_in_flight,
+                )
+        stop.wait(_COUNT_EVERY_S)
+    if conn is not None:
+        conn.close()
+
+
+def http_api(settings: Settings, stop: threading.Event) -> None:
+    """Serve the checkout API until `stop`; if it cannot serve, stop the service too."""
+    # A new thread starts with empty contextvars: name the service in our log lines again.
+    structlog.contextvars.bind_contextvars(service="order")
+    _route_uvicorn_logs()
+    address = f"http://{settings.http_host}:{settings.http_port}"
+    try:
+        if settings.http_db_pool_size < 1:
+            raise ValueError("SAGA_HTTP_DB_POOL_SIZE must be at least 1")
+        admission = admission_from(settings)
+    except ValueError as exc:
+        log.error("bad checkout API settings; stopping the service", error=str(exc))
+        stop.set()
+        return
+    try:
+        sock = bind(settings.http_host, settings.http_port)
+    except OSError as exc:
+        log.error(
+            "cannot listen for the checkout API; stopping the service "
+            "(free the port or set SAGA_HTTP_HOST/SAGA_HTTP_PORT)",
+            address=address,
+            error=exc.strerror or str(exc),
+        )
+        stop.set()
+        return
+    pool: ConnectionPool[Any] = ConnectionPool(
+        settings.dsn("order"),
+        min_size=settings.http_db_pool_size,
+        max_size=settings.http_db_pool_size,
+        kwargs={"autocommit": True, "connect_timeout": 5},
+        open=False,
+        name="checkout-api",
+    )
+    pool.open(wait=False)
+    app = create_app(pool, admission, _WAITING_PER_CONNECTION * settings.http_db_pool_size)
+    api: CheckoutApi = app.state.api
+    counter = threading.Thread(
+        target=_count_in_flight,
+        args=(api, settings.dsn("order"), stop, settings),
+        name="http-in-flight",
+        daemon=True,
+    )
+    config = uvicorn.Config(
+        app,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        # Connections + requests at once; past it uvicorn answers 503 on its own.
+        limit_concurrency=4096,
+        timeout_graceful_shutdown=10,
+    )
+    server = uvicorn.Server(config)
+
+    def _stop_server() -> None:
+        stop.wait()
+        server.should_exit = True
+
+    threading.Thread(target=_stop_server, name="http-stopper", daemon=True).start()
+    counter.start()
+    log.info(
+        "checkout API listening",
+        address=address,
+        rate_limit_per_s=settings.http_rate_limit or "off",
+        burst=settings.http_rate_burst,
+        max_in_flight=settings.http_max_in_flight or "off",
+        db_pool=settings.http_db_pool_size,
+    )
+    try:
+        server.run(sockets=[sock])
+    except Exception:
+        log.exception("checkout API crashed; stopping the service", address=address)
+    finally:
+        stop.set()
+        sock.close()
+        counter.join(timeout=5)
+        pool.close()
+        log.info("checkout API stopped", address=address)

@@ -1,0 +1,186 @@
+"""Running the four services as real processes, and waiting on what they do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from eventing.settings import SERVICES, Settings
+from order_svc.placement import CheckoutRequest, place_order
+from saga_cli.trace import build_trace
+
+T = TypeVar("T")
+
+# Short delays so retry and expiry paths run in seconds, not minutes.
+TEST_ENV = {
+    "SAGA_LOG_FORMAT": "json",
+    "SAGA_LOG_LEVEL": "INFO",
+    "SAGA_REAPER_INTERVAL_S": "0.2",
+    "SAGA_RETRY_FORWARD_BASE_DELAY_S": "0.05",
+    "SAGA_RETRY_FORWARD_MAX_DELAY_S": "0.5",
+    "SAGA_RETRY_FORWARD_MAX_ATTEMPTS": "4",
+    "SAGA_RETRY_COMPENSATION_BASE_DELAY_S": "0.05",
+    "SAGA_RETRY_COMPENSATION_MAX_DELAY_S": "0.5",
+    "SAGA_RETRY_COMPENSATION_MAX_ATTEMPTS": "6",
+}
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 30.0, interval: float = 0.1
+) -> T:
+    """Poll `check` until it returns something truthy; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+class Service:
+    def __init__(self, name: str, log_dir: Path, env: dict[str, str]) -> None:
+        self.name = name
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, extra_env: dict[str, str] | None = None) -> None:
+        log = self.log_path.open("ab")
+        self._started_at = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "saga_cli.main", "run", self.name],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**self.env, **(extra_env or {})},
+        )
+        log.close()
+        wait_for(f"{self.name} to start", self._started, timeout=60)
+
+    def _started(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        with self.log_path.open("rb") as f:
+            f.seek(self._started_at)
+            return b'"service started"' in f.read()
+
+    def log_since_start(self) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(self._started_at)
+            return f.read().decode("utf-8", "replace")
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")
+
+    def tail(self, n: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+    def kill(self, sig: int = signal.SIGKILL) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        return self.proc.wait(timeout=30)
+
+    def wait_exit(self, timeout: float = 60) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Services:
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        env = {**os.environ, **TEST_ENV}
+        self.settings = settings
+        self.by_name = {n: Service(n, log_dir, env) for n in SERVICES}
+
+    def __getitem__(self, name: str) -> Service:
+        return self.by_name[name]
+
+    def start_all(self) -> None:
+        for s in self.by_name.values():
+            s.start()
+
+    def stop_all(self) -> None:
+        for s in self.by_name.values():
+            s.stop()
+
+
+def connect(settings: Settings, service: str) -> psycopg.Connection[Any]:
+    return psycopg.connect(settings.dsn(service), autocommit=True)
+
+
+def place(
+    settings: Settings,
+    *,
+    items: dict[str, int],
+    card: str = "tok_ok",
+    country: str = "US",
+    customer: str = "e2e",
+    key: str | None = None,
+) -> uuid.UUID:
+    req = CheckoutRequest.from_dict(
+        {
+            "customer_id": customer,
+            "items": [{"sku": s, "qty": q} for s, q in items.items()],
+            "card_token": card,
+            "ship_to": {"country": country},
+        }
+    )
+    with connect(settings, "order") as conn:
+        return place_order(conn, req, key).order_id
+
+
+def trace(settings: Settings, order_id: uuid.UUID) -> dict[str, Any]:
+    with connect(settings, "order") as conn:
+        t = build_trace(conn, settings, order_id)
+    assert t is not None, f"order {order_id} unknown to the order service"
+    return t
+
+
+def wait_terminal(settings: Settings, order_id: uuid.UUID, timeout: float = 60) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        t = trace(settings, order_id)
+        return t if t["status"] in ("COMPLETED", "CANCELLED") else None
+
+    try:
+        return wait_for(f"order {order_id} to end", done, timeout=timeout, interval=0.1)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\ntrace: {trace(settings, order_id)}") from None
+
+
+def event_types(t: dict[str, Any]) -> list[str]:
+    return [e["event_type"] for e in t["events"]]
+
+
+def new_sku(settings: Settings, qty: int, price_minor: int = 1000) -> str:
+    from saga_cli.catalog import set_item
+
+    sku = f"T-{uuid.uuid4().hex[:12]}"
+    set_item(settings, sku, qty, price_minor, reason="test")
+    return sku
+
+
+def stock_of(settings: Settings, sku: str) -> dict[str, Any]:
+    with connect(settings, "inventory") as conn:
+        row = conn.execute(
+            "SELECT on_hand, reserved, shipped FROM stock WHERE sku = %s", (sku,)
+        ).fetchone()
+    assert row is not None
+    return {"on_hand": row[0], "reserved": row[1], "shipped": row[2]}
