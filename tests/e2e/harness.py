@@ -184,3 +184,20 @@ def stock_of(settings: Settings, sku: str) -> dict[str, Any]:
         ).fetchone()
     assert row is not None
     return {"on_hand": row[0], "reserved": row[1], "shipped": row[2]}
+
+
+class reconfigured:
+    """Run `service` with extra environment inside the block; back to normal after it."""
+
+    def __init__(self, services: Services, service: str, env: dict[str, str]) -> None:
+        self.service = services[service]
+        self.env = env
+
+    def __enter__(self) -> Service:
+        self.service.stop()
+        self.service.start(extra_env=self.env)
+        return self.service
+
+    def __exit__(self, *exc: object) -> None:
+        self.service.stop()
+        self.service.start()
