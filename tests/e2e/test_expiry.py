@@ -30,14 +30,16 @@ SHORT_TTL = {"SAGA_RESERVATION_TTL_S": "1", "SAGA_REAPER_INTERVAL_S": "0.1"}
 
 def charges(settings: Settings, order_id: object) -> list[tuple[str, str]]:
     with connect(settings, "payment") as conn:
-        return conn.execute("SELECT kind, outcome FROM gateway_ledger WHERE order_id = %s",
-                            (order_id,)).fetchall()
+        return conn.execute(
+            "SELECT kind, outcome FROM gateway_ledger WHERE order_id = %s", (order_id,)
+        ).fetchall()
 
 
 def reservation(settings: Settings, order_id: object) -> tuple[str, str | None] | None:
     with connect(settings, "inventory") as conn:
-        row = conn.execute("SELECT status, release_reason FROM reservations WHERE order_id = %s",
-                           (order_id,)).fetchone()
+        row = conn.execute(
+            "SELECT status, release_reason FROM reservations WHERE order_id = %s", (order_id,)
+        ).fetchone()
     return None if row is None else (row[0], row[1])
 
 
@@ -68,15 +70,19 @@ def test_charge_in_flight_when_the_reservation_lapses_is_honoured(
     assert reservation(settings, order_id) == ("committed", "expired")
 
 
-def test_payment_down_past_the_deadline_frees_the_stock(settings: Settings,
-                                                         running: Services) -> None:
+def test_payment_down_past_the_deadline_frees_the_stock(
+    settings: Settings, running: Services
+) -> None:
     sku = new_sku(settings, qty=2)
     with reconfigured(running, "inventory", SHORT_TTL):
         running["payment"].stop()
         try:
             order_id = place(settings, items={sku: 2})
-            wait_for("the reservation to lapse",
-                     lambda: reservation(settings, order_id) == ("expiring", "expired"), timeout=30)
+            wait_for(
+                "the reservation to lapse",
+                lambda: reservation(settings, order_id) == ("expiring", "expired"),
+                timeout=30,
+            )
             # stock stays held while payment has not answered: a charge could be in flight
             assert stock_of(settings, sku)["reserved"] == 2
         finally:
@@ -84,8 +90,12 @@ def test_payment_down_past_the_deadline_frees_the_stock(settings: Settings,
         t = wait_terminal(settings, order_id)
 
     assert (t["status"], t["cancel_reason"]) == ("CANCELLED", "reservation_expired")
-    assert event_types(t) == ["OrderPlaced", "InventoryReserved", "InventoryReleased",
-                              "PaymentFailed"]
+    assert event_types(t) == [
+        "OrderPlaced",
+        "InventoryReserved",
+        "InventoryReleased",
+        "PaymentFailed",
+    ]
     assert t["events"][3]["payload"]["reason"] == "reservation_expired"
     assert charges(settings, order_id) == []
     wait_for("stock freed", lambda: stock_of(settings, sku)["reserved"] == 0)
