@@ -1,0 +1,60 @@
+"""Pure parts of the shared runtime: backoff, budgets, named queries, migrations."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from eventing.errors import PermanentError, TransientError, classify
+from eventing.migrations import load_migrations
+from eventing.queries import Queries
+from eventing.retry import COMPENSATION, FORWARD, RetryPolicy, backoff_s
+
+
+def test_backoff_is_full_jitter_under_an_exponential_cap() -> None:
+    rng = random.Random(1)
+    for attempt in range(1, 12):
+        cap = min(10.0, 0.1 * 2 ** (attempt - 1))
+        delays = [backoff_s(attempt, 0.1, 10.0, rng) for _ in range(200)]
+        assert all(0 <= d <= cap for d in delays)
+        assert max(delays) > cap * 0.8  # spread over the whole range, not fixed
+        assert min(delays) < cap * 0.2
+
+
+def test_budget_by_attempts_or_age() -> None:
+    p = RetryPolicy(max_attempts=3, max_age_s=60, base_delay_s=0.1, max_delay_s=1)
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    assert not p.exhausted(2, t0, t0 + timedelta(seconds=1))
+    assert p.exhausted(3, t0, t0)
+    assert p.exhausted(1, t0, t0 + timedelta(seconds=60))
+
+
+def test_compensations_get_a_longer_budget() -> None:
+    assert COMPENSATION.max_attempts > FORWARD.max_attempts
+    assert COMPENSATION.max_age_s > FORWARD.max_age_s
+
+
+def test_errors_are_classified() -> None:
+    assert classify(TransientError("x")) == "transient"
+    assert classify(PermanentError("x")) == "permanent"
+    assert classify(KeyError("bug")) == "permanent"
+
+
+def test_named_queries_parse_and_refuse_duplicates() -> None:
+    q = Queries.parse("-- name: a\nSELECT 1\n\n-- name: b\nSELECT %(x)s\n")
+    assert q.names() == ["a", "b"] and q["b"] == "SELECT %(x)s"
+    with pytest.raises(ValueError, match="twice"):
+        Queries.parse("-- name: a\nSELECT 1\n-- name: a\nSELECT 2\n")
+    with pytest.raises(KeyError, match="no query named"):
+        q["c"]
+
+
+@pytest.mark.parametrize(
+    "package", ["eventing", "order_svc", "inventory_svc", "payment_svc", "fulfillment_svc"]
+)
+def test_every_package_ships_numbered_migrations_and_queries(package: str) -> None:
+    migrations = load_migrations(package)
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert Queries.load(package).names()
