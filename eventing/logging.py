@@ -23,8 +23,15 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
     if numeric is None:
         raise ValueError(f"SAGA_LOG_LEVEL={level!r} is not a log level (DEBUG, INFO, WARNING...)")
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+
+    def add_service(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+        if service:
+            event.setdefault("service", service)  # contextvars do not reach other threads
+        return event
+
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_service,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
@@ -41,8 +48,6 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
-    if service:
-        structlog.contextvars.bind_contextvars(service=service)
 
 
 def get_logger(name: str | None = None) -> Any:

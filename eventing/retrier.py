@@ -63,7 +63,7 @@ class Retrier:
         order_id = row["order_id"]
         with bound_event(order_id, row["event_id"], row["event_type"]):
             if d.poison is not None:
-                self._failed(conn, row, "permanent", d.poison.reason, dead=True)
+                self._failed(conn, row, d.poison.kind, d.poison.reason, dead=True)
                 return
             event = d.event
             assert event is not None

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 from functools import cache
+from typing import Any
 
 from eventing.logging import get_logger
 from eventing.tx import Handler, Tx

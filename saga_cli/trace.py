@@ -7,6 +7,7 @@ on (a retry, a dead letter) lives in each service's parked table, so we read all
 from __future__ import annotations
 
 import uuid
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
@@ -62,19 +63,33 @@ def _ms(a: datetime, b: datetime) -> float:
     return round((b - a).total_seconds() * 1000, 1)
 
 
-def _blocked_on(cfg: Settings, order_id: uuid.UUID) -> list[dict[str, Any]]:
+def _blocked_on(
+    cfg: Settings,
+    order_id: uuid.UUID,
+    conns: dict[str, psycopg.Connection[Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The order's parked messages in every service (an unreachable service is skipped)."""
     found = []
     for service in SERVICES:
         try:
-            with psycopg.connect(cfg.dsn(service), autocommit=True, connect_timeout=3) as conn:
-                rows = RUNTIME_Q.all(conn, "parked_for_order", {"order_id": order_id})
+            if conns is not None:
+                if service not in conns:
+                    continue  # unreachable when the caller connected: do not wait again
+                rows = RUNTIME_Q.all(conns[service], "parked_for_order", {"order_id": order_id})
+            else:
+                with psycopg.connect(cfg.dsn(service), autocommit=True, connect_timeout=3) as c:
+                    rows = RUNTIME_Q.all(c, "parked_for_order", {"order_id": order_id})
         except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
             continue
+        # A service holds an order's later messages behind its first parked one (a poison
+        # message, without an event type, holds nothing back).
+        head: str | None = None
         for r in rows:
+            dlq_id = f"{service}:{r['seq']}"
             found.append(
                 {
                     "service": service,
-                    "dlq_id": f"{service}:{r['seq']}",
+                    "dlq_id": dlq_id,
                     "state": r["state"],
                     "event_type": r["event_type"],
                     "attempts": r["attempts"],
@@ -84,14 +99,21 @@ def _blocked_on(cfg: Settings, order_id: uuid.UUID) -> list[dict[str, Any]]:
                     if r["state"] == "retrying"
                     else None,
                     "parked_at": r["parked_at"].isoformat(),
+                    "queued_behind": head,
                 }
             )
+            if head is None and r["event_type"] is not None:
+                head = dlq_id
     return found
 
 
 def build_trace(
-    conn: psycopg.Connection[Any], cfg: Settings, order_id: uuid.UUID
+    conn: psycopg.Connection[Any],
+    cfg: Settings,
+    order_id: uuid.UUID,
+    runtime_conns: dict[str, psycopg.Connection[Any]] | None = None,
 ) -> dict[str, Any] | None:
+    """One order's story; `runtime_conns` (service -> connection) saves reconnecting."""
     order = ORDER_Q.one(conn, "get_order", {"order_id": order_id})
     if order is None:
         return None
@@ -133,9 +155,27 @@ def build_trace(
         "compensations": [e for e in events if e["compensation"]],
         "waiting_for": waiting,
         "waiting_s": None if terminal else round((utcnow() - last).total_seconds(), 1),
-        "blocked_on": [] if terminal else _blocked_on(cfg, order_id),
+        # Terminal orders too: a message can still be parked downstream (e.g. inventory
+        # failed to commit the stock of a COMPLETED order) and the trace must show it.
+        "blocked_on": _blocked_on(cfg, order_id, runtime_conns),
     }
     return trace
+
+
+def _blocker_line(b: dict[str, Any]) -> str:
+    if b["state"] == "dead":
+        return (
+            f"    ! blocked on DLQ entry {b['dlq_id']} ({b['event_type'] or 'poison message'}, "
+            f"{b['attempts']} attempts): {b['last_error']}\n"
+            f"      fix the cause, then: saga dlq redrive {b['dlq_id']}"
+        )
+    if b["queued_behind"] and not b["last_error"]:
+        return f"    ~ {b['service']} holds {b['event_type']} back behind {b['queued_behind']}"
+    return (
+        f"    ~ {b['service']} is retrying {b['event_type']} "
+        f"(attempt {b['attempts']}, next at {str(b['next_attempt_at'])[11:19]}Z)"
+        + (f": {b['last_error']}" if b["last_error"] else "")
+    )
 
 
 def render_trace(t: dict[str, Any]) -> str:
@@ -154,30 +194,34 @@ def render_trace(t: dict[str, Any]) -> str:
     if t["status"] not in ("COMPLETED", "CANCELLED"):
         out.append(f"  waiting {t['waiting_s']:.1f}s for:")
         out.extend(f"    - {w}" for w in t["waiting_for"])
-        for b in t["blocked_on"]:
-            if b["state"] == "dead":
-                out.append(
-                    f"    ! blocked on DLQ entry {b['dlq_id']} ({b['event_type']}, "
-                    f"{b['attempts']} attempts): {b['last_error']}\n"
-                    f"      fix the cause, then: saga dlq redrive {b['dlq_id']}"
-                )
-            else:
-                out.append(
-                    f"    ~ {b['service']} is retrying {b['event_type']} "
-                    f"(attempt {b['attempts']}, next at {str(b['next_attempt_at'])[11:19]}Z)"
-                    + (f": {b['last_error']}" if b["last_error"] else "")
-                )
+    elif t["blocked_on"]:
+        out.append("  ended, but messages of this order are still parked downstream:")
+    out.extend(_blocker_line(b) for b in t["blocked_on"])
     return "\n".join(out)
 
 
 def stuck_orders(
     conn: psycopg.Connection[Any], cfg: Settings, older_than_s: float, limit: int = 200
 ) -> list[dict[str, Any]]:
+    """Non-terminal sagas whose last step is at least `older_than_s` old, oldest first."""
     rows = ORDER_Q.all(conn, "orders_not_terminal", {"older_than_s": older_than_s, "limit": limit})
     out = []
-    for r in rows:
-        t = build_trace(conn, cfg, r["order_id"])
-        if t is not None:
+    with ExitStack() as stack:
+        # One connection per service for the whole listing, not four per order.
+        runtime: dict[str, psycopg.Connection[Any]] = {}
+        for service in SERVICES:
+            try:
+                runtime[service] = stack.enter_context(
+                    psycopg.connect(cfg.dsn(service), autocommit=True, connect_timeout=3)
+                )
+            except psycopg.OperationalError:
+                continue
+        for r in rows:
+            t = build_trace(conn, cfg, r["order_id"], runtime)
+            # orders.updated_at moves on status changes only: a step without one is
+            # progress too, and waiting_s counts from the last step.
+            if t is None or t["waiting_s"] is None or t["waiting_s"] < older_than_s:
+                continue
             out.append(
                 {
                     k: t[k]

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 
 import click
 
 from saga_cli.db import connect, settings
+from saga_cli.durations import as_seconds, format_duration
 from saga_cli.trace import build_trace, render_trace, stuck_orders
 
 __all__ = ["trace"]
-
-
-def _duration(value: str) -> float:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", value.strip())
-    if not m:
-        raise click.BadParameter(f"{value!r}: expected a duration like 30s, 500ms, 5m")
-    n, unit = float(m.group(1)), m.group(2) or "s"
-    return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
 
 
 @click.command()
@@ -30,29 +22,39 @@ def _duration(value: str) -> float:
 @click.option("--stuck", is_flag=True, help="List sagas that are not terminal.")
 @click.option(
     "--older-than",
+    "older_than_s",
     default="30s",
     show_default=True,
-    help="With --stuck: only sagas without progress for this long.",
+    callback=as_seconds,
+    metavar="DURATION",
+    help="With --stuck: only sagas without progress for this long (500ms, 30s, 5m).",
 )
 def trace(
-    order_id: uuid.UUID | None, as_json: bool, follow: bool, stuck: bool, older_than: str
+    order_id: uuid.UUID | None, as_json: bool, follow: bool, stuck: bool, older_than_s: float
 ) -> None:
     """One order's story across the four services."""
     cfg = settings()
     if stuck:
         with connect("order", cfg) as conn:
-            rows = stuck_orders(conn, cfg, _duration(older_than))
+            rows = stuck_orders(conn, cfg, older_than_s)
         if as_json:
             click.echo(json.dumps({"stuck": rows}))
             return
         if not rows:
-            click.echo(f"no saga without progress for {older_than}")
+            click.echo(f"no saga without progress for {format_duration(older_than_s)}")
         for r in rows:
-            blocked = "; ".join(f"{b['dlq_id']} {b['state']}" for b in r["blocked_on"])
             click.echo(
                 f"{r['order_id']}  {r['status']:<10} {r['waiting_s']:>7.1f}s  "
-                f"{' | '.join(r['waiting_for'])}" + (f"  [{blocked}]" if blocked else "")
+                f"{' | '.join(r['waiting_for'])}"
             )
+            for b in r["blocked_on"]:
+                if b["state"] == "dead":
+                    click.echo(
+                        f"    blocked on DLQ entry {b['dlq_id']} ({b['event_type'] or 'poison'}): "
+                        f"{b['last_error']}\n    once fixed: saga dlq redrive {b['dlq_id']}"
+                    )
+                elif not b["queued_behind"]:
+                    click.echo(f"    {b['dlq_id']} retrying (attempt {b['attempts']})")
         return
     if order_id is None:
         raise click.UsageError("give an ORDER_ID, or --stuck")

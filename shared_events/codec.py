@@ -122,7 +122,7 @@ def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | No
     if value is None:
         raise NotJson("message has no value (tombstone)")
     try:
-        raw = json.loads(value)
+        raw = json.loads(value.decode("utf-8"))  # the contract is UTF-8: never guess
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise NotJson(f"value is not JSON: {exc}") from None
     if not isinstance(raw, dict):
