@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -104,9 +105,17 @@ class Service:
                 self.proc.wait()
 
 
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class Services:
     def __init__(self, settings: Settings, log_dir: Path) -> None:
-        env = {**os.environ, **TEST_ENV}
+        # Our own API port: a developer's `saga run` on the default port must not collide.
+        self.http_port = free_port()
+        env = {**os.environ, **TEST_ENV, "SAGA_HTTP_PORT": str(self.http_port)}
         self.settings = settings
         self.by_name = {n: Service(n, log_dir, env) for n in SERVICES}
 
