@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-__all__ = ["bound_event", "configure_logging", "get_logger"]
+__all__ = ["bound_event", "configure_logging", "for_event", "get_logger"]
 
 
 def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | None = None) -> None:
@@ -52,6 +52,11 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
 
 def get_logger(name: str | None = None) -> Any:
     return structlog.get_logger(name) if name else structlog.get_logger()
+
+
+def for_event(event: Any) -> Any:
+    """`bound_event` for an Event: log lines inside carry its order_id, event_id and type."""
+    return bound_event(event.order_id, event.event_id, event.event_type)
 
 
 @contextmanager

@@ -65,9 +65,8 @@ class Outcome:
 
 
 class _HandlerFailed(Exception):
-    def __init__(self, index: int, cause: BaseException) -> None:
+    def __init__(self, cause: BaseException) -> None:
         super().__init__(str(cause))
-        self.index = index
         self.cause = cause
 
 
@@ -75,12 +74,14 @@ class Processor:
     def __init__(
         self,
         service: str,
-        handlers: Mapping[type[Event], Handler],
+        consumes: frozenset[type[Event]],
+        handle: Handler,
         settings: Settings,
         policies: Mapping[type[Event], RetryPolicy] | None = None,
     ) -> None:
         self.service = service
-        self.handlers = handlers
+        self.consumes = consumes
+        self.handle = handle
         self.settings = settings
         self.policies = policies or {}
         self.parking = Parking(service)
@@ -90,17 +91,16 @@ class Processor:
 
     # -- one event -------------------------------------------------------------------
 
-    def _run_handler(self, conn: psycopg.Connection[Any], event: Event) -> list[OutboxRow]:
-        handler = self.handlers[type(event)]
-        tx = Tx(conn, self.service, self.settings, cause=event)
-        handler(tx, event)
+    def _run_handler(self, conn: psycopg.Connection[Any], events: list[Event]) -> list[OutboxRow]:
+        tx = Tx(conn, self.service, self.settings, cause=events[0] if len(events) == 1 else None)
+        self.handle(tx, events)
         return tx.rows
 
     def apply_one(self, conn: psycopg.Connection[Any], event: Event) -> bool:
         """Inbox claim + effect + outbox inside the caller's transaction; False if a duplicate."""
         if Q.scalar(conn, "inbox_claim_one", {"event_id": event.event_id}) is None:
             return False
-        insert_outbox(conn, self._run_handler(conn, event))
+        insert_outbox(conn, self._run_handler(conn, [event]))
         return True
 
     # -- a batch ---------------------------------------------------------------------
@@ -110,16 +110,13 @@ class Processor:
         try:
             return self._fast(conn, items)
         except _HandlerFailed as failed:
-            event = items[failed.index].event
             log.info(
-                "batch replayed one event at a time",
-                failed_event_type=event.event_type if event else None,
-                error=str(failed.cause),
+                "batch replayed one event at a time", batch=len(records), error=str(failed.cause)
             )
             return self._slow(conn, items)
 
     def _wanted(self, d: Decoded) -> bool:
-        return d.event is not None and type(d.event) in self.handlers
+        return d.event is not None and type(d.event) in self.consumes
 
     def _fast(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
         out = Outcome()
@@ -131,8 +128,8 @@ class Processor:
             if claim_ids:
                 rows = Q.all(conn, "inbox_claim_many", {"event_ids": claim_ids})
                 fresh = {r["event_id"] for r in rows}
-            outbox: list[OutboxRow] = []
-            for i, d in enumerate(items):
+            fresh_events: list[Event] = []
+            for d in items:
                 if d.poison is not None:
                     self._dead_letter_poison(conn, d, out)
                     continue
@@ -140,23 +137,23 @@ class Processor:
                 assert ev is not None
                 if not self._wanted(d):
                     out.ignored += 1
-                    continue
-                if ev.order_id in blocked:
+                elif ev.order_id in blocked:
                     self._park_behind(conn, d, out)
-                    continue
-                if ev.event_id not in fresh:
+                elif ev.event_id not in fresh:
                     out.duplicates += 1
-                    continue
-                fresh.discard(ev.event_id)  # a second copy in this batch is a duplicate
-                with bound_event(ev.order_id, ev.event_id, ev.event_type):
-                    try:
-                        outbox.extend(self._run_handler(conn, ev))
-                    except psycopg.OperationalError:
-                        raise
-                    except Exception as exc:
-                        raise _HandlerFailed(i, exc) from exc
-                out.handled += 1
-                out.events.append(ev)
+                else:
+                    fresh.discard(ev.event_id)  # a second copy in this batch is a duplicate
+                    fresh_events.append(ev)
+            outbox: list[OutboxRow] = []
+            if fresh_events:
+                try:
+                    outbox = self._run_handler(conn, fresh_events)
+                except psycopg.OperationalError:
+                    raise
+                except Exception as exc:
+                    raise _HandlerFailed(exc) from exc
+            out.handled = len(fresh_events)
+            out.events = fresh_events
             insert_outbox(conn, outbox)
             maybe_crash("before_commit", out.events)
         return out

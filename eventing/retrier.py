@@ -69,7 +69,7 @@ class Retrier:
             assert event is not None
             try:
                 with conn.transaction():
-                    if type(event) in self.processor.handlers:
+                    if type(event) in self.processor.consumes:
                         done = self.processor.apply_one(conn, event)
                     else:
                         done = False

@@ -10,7 +10,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -50,7 +50,8 @@ class PeriodicTask:
 class ServiceSpec:
     name: str
     package: str
-    handlers: Mapping[type[Event], Handler]
+    consumes: frozenset[type[Event]]
+    handle: Handler
     compensations: frozenset[type[Event]] = frozenset()
     periodic: tuple[PeriodicTask, ...] = ()
     # Extra long-lived parts (e.g. the HTTP API), run in threads until `stop` is set.
@@ -58,7 +59,7 @@ class ServiceSpec:
 
 
 def input_topics(spec: ServiceSpec) -> list[str]:
-    return sorted({events_topic(PRODUCER_OF[t]) for t in spec.handlers})
+    return sorted({events_topic(PRODUCER_OF[t]) for t in spec.consumes})
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
@@ -198,7 +199,7 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
 
     client_id = f"{spec.name}-{socket.gethostname()}-{os.getpid()}"
     policies = {t: COMPENSATION for t in spec.compensations}
-    processor = Processor(spec.name, spec.handlers, settings, policies)
+    processor = Processor(spec.name, spec.consumes, spec.handle, settings, policies)
     producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
     relay = Relay(dsn, producer, retention_s=settings.outbox_retention_s)
     retrier = Retrier(processor)

@@ -98,6 +98,12 @@ class Settings:
     # role, which can reach its own database only).
     pg_admin_dsn: str = ""
     cache_dir: Path = field(default_factory=default_cache_dir)
+    # The checkout API's admission control and database pool (order service only); see
+    # order_svc/admission.py. A rate or cap of 0 turns that limit off.
+    http_rate_limit: float = 2000.0
+    http_rate_burst: int = 500
+    http_max_in_flight: int = 5000
+    http_db_pool_size: int = 8
 
     def dsn(self, service: str) -> str:
         try:
@@ -132,4 +138,8 @@ def load_settings() -> Settings:
         batch_size=_env_int("SAGA_BATCH_SIZE", 500),
         pg_admin_dsn=_env("SAGA_PG_ADMIN_DSN", local_admin_dsn(pg_port)),
         cache_dir=Path(_env("SAGA_CACHE_DIR", str(default_cache_dir()))),
+        http_rate_limit=_env_float("SAGA_HTTP_RATE_LIMIT", 2000.0),
+        http_rate_burst=_env_int("SAGA_HTTP_RATE_BURST", 500),
+        http_max_in_flight=_env_int("SAGA_HTTP_MAX_IN_FLIGHT", 5000),
+        http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
     )

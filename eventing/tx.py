@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -13,7 +13,7 @@ from eventing.settings import Settings
 from shared_events.envelope import Contract, Event, utcnow
 from shared_events.topics import events_topic
 
-__all__ = ["Handler", "Handlers", "Tx"]
+__all__ = ["Handler", "Tx"]
 
 E = TypeVar("E", bound=Event)
 
@@ -35,15 +35,16 @@ class Tx:
         self.now: datetime = utcnow()
         self.rows: list[OutboxRow] = []
 
-    def emit(self, cls: type[E], payload: Contract, order_id: Any = None) -> E:
-        """Create an event caused by the one being handled, and queue it for the outbox."""
+    def emit(
+        self, cls: type[E], payload: Contract, *, cause: Event | None = None, order_id: Any = None
+    ) -> E:
+        """Create an event caused by `cause` (by default the one being handled), queue it."""
+        cause = cause or self.cause
         if order_id is None:
-            if self.cause is None:
-                raise ValueError("emit() outside a handler needs an explicit order_id")
-            order_id = self.cause.order_id
-        event = cls.create(
-            order_id=order_id, producer=self.service, payload=payload, cause=self.cause
-        )
+            if cause is None:
+                raise ValueError("emit() without a cause needs an explicit order_id")
+            order_id = cause.order_id
+        event = cls.create(order_id=order_id, producer=self.service, payload=payload, cause=cause)
         self.rows.append(row_for_event(event, events_topic(self.service)))
         return event
 
@@ -51,5 +52,7 @@ class Tx:
         self.rows.append(row_for_event(event, events_topic(self.service)))
 
 
-Handler = Callable[[Tx, Any], None]
-Handlers = Mapping[type[Event], Handler]
+# A service handles a list of events, in consumption order, inside one transaction: a batch
+# on the fast path, a list of one on the slow path and in retries. One function serves both,
+# so the rules are written once and set-based SQL pays off when batches are large.
+Handler = Callable[[Tx, list[Any]], None]

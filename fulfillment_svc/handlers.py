@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from eventing.logging import get_logger
+from eventing.logging import for_event, get_logger
 from eventing.queries import Queries
-from eventing.tx import Handler, Tx
+from eventing.tx import Tx
 from fulfillment_svc.domain import Unserviceable, plan_shipment
 from shared_events.envelope import Event
 from shared_events.fulfillment import (
@@ -19,54 +20,45 @@ from shared_events.fulfillment import (
 )
 from shared_events.payment import PaymentCharged
 
-__all__ = ["HANDLERS"]
+__all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
 Q = Queries.load("fulfillment_svc")
+CONSUMES: frozenset[type[Event]] = frozenset({PaymentCharged})
+_COLUMNS = (
+    "order_ids",
+    "shipment_ids",
+    "statuses",
+    "countries",
+    "carriers",
+    "items",
+    "estimated_deliveries",
+    "failure_reasons",
+)
 
 
-def on_payment_charged(tx: Tx, event: PaymentCharged) -> None:
-    if Q.one(tx.conn, "shipment_for_order", {"order_id": event.order_id}) is not None:
-        log.info("order already has a shipment decision; duplicate ignored")
-        return
-    p = event.payload
+def _decide(tx: Tx, e: PaymentCharged) -> tuple[Any, ...]:
+    p = e.payload
     plan = plan_shipment(p.ship_to.country, tx.now.date())
     shipment_id = uuid.uuid4()
-    params = {
-        "order_id": event.order_id,
-        "shipment_id": shipment_id,
-        "country": p.ship_to.country,
-        "items": Jsonb([i.model_dump() for i in p.items]),
-    }
+    items = Jsonb([i.model_dump() for i in p.items])
     if isinstance(plan, Unserviceable):
-        Q.execute(
-            tx.conn,
-            "insert_shipment",
-            {
-                **params,
-                "status": "failed",
-                "carrier": None,
-                "estimated_delivery": None,
-                "failure_reason": plan.detail,
-            },
-        )
         tx.emit(
             FulfillmentFailed,
             FulfillmentFailedPayload(reason="unserviceable_destination", detail=plan.detail),
+            cause=e,
         )
         log.info("cannot ship", detail=plan.detail)
-        return
-    Q.execute(
-        tx.conn,
-        "insert_shipment",
-        {
-            **params,
-            "status": "scheduled",
-            "carrier": plan.carrier,
-            "estimated_delivery": plan.estimated_delivery,
-            "failure_reason": None,
-        },
-    )
+        return (
+            e.order_id,
+            shipment_id,
+            "failed",
+            p.ship_to.country,
+            None,
+            items,
+            None,
+            plan.detail,
+        )
     tx.emit(
         ShipmentScheduled,
         ShipmentScheduledPayload(
@@ -76,8 +68,39 @@ def on_payment_charged(tx: Tx, event: PaymentCharged) -> None:
             items=p.items,
             estimated_delivery=plan.estimated_delivery,
         ),
+        cause=e,
     )
     log.info("shipment scheduled", carrier=plan.carrier)
+    return (
+        e.order_id,
+        shipment_id,
+        "scheduled",
+        p.ship_to.country,
+        plan.carrier,
+        items,
+        plan.estimated_delivery,
+        None,
+    )
 
 
-HANDLERS: dict[type[Event], Handler] = {PaymentCharged: on_payment_charged}
+def handle(tx: Tx, events: list[Event]) -> None:
+    decided = {
+        r["order_id"]
+        for r in Q.all(tx.conn, "shipments_for_orders", {"order_ids": [e.order_id for e in events]})
+    }
+    rows = []
+    for e in events:
+        assert isinstance(e, PaymentCharged)
+        with for_event(e):
+            if e.order_id in decided:
+                log.info("order already has a shipment decision; duplicate ignored")
+                continue
+            decided.add(e.order_id)
+            rows.append(_decide(tx, e))
+    if rows:
+        columns = zip(*rows, strict=True)  # one array per column, for unnest
+        Q.execute(
+            tx.conn,
+            "insert_shipments",
+            {name: list(values) for name, values in zip(_COLUMNS, columns, strict=True)},
+        )

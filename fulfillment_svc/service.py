@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from eventing.runtime import ServiceSpec
-from fulfillment_svc.handlers import HANDLERS
+from fulfillment_svc.handlers import CONSUMES, handle
 
 __all__ = ["SPEC"]
 
-SPEC = ServiceSpec(name="fulfillment", package="fulfillment_svc", handlers=HANDLERS)
+SPEC = ServiceSpec(name="fulfillment", package="fulfillment_svc", consumes=CONSUMES, handle=handle)

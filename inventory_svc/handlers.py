@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from eventing.logging import get_logger
-from eventing.tx import Handler, Tx
+from eventing.logging import for_event, get_logger
+from eventing.tx import Tx
 from inventory_svc import domain
 from inventory_svc import repository as repo
+from inventory_svc.repository import Book, Reservation
 from shared_events.common import StockLine
 from shared_events.envelope import Event
 from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
@@ -24,98 +26,104 @@ from shared_events.inventory import (
 from shared_events.order import OrderPlaced
 from shared_events.payment import PaymentCharged, PaymentFailed
 
-__all__ = ["HANDLERS", "reap_lapsed_reservations"]
+__all__ = ["CONSUMES", "handle", "reap_lapsed_reservations"]
 
 log = get_logger(__name__)
 
 
-def _lines(items: Any) -> list[tuple[str, int]]:
-    return [(i["sku"], int(i["qty"])) for i in items]
+def _stock_lines(lines: list[tuple[str, int]]) -> tuple[StockLine, ...]:
+    return tuple(StockLine(sku=s, qty=q) for s, q in lines)
 
 
-def on_order_placed(tx: Tx, event: OrderPlaced) -> None:
-    if repo.reservation_for_order(tx.conn, event.order_id) is not None:
+def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
+    if event.order_id in book.reservations:
         log.info("order already has a reservation; duplicate OrderPlaced ignored")
         return
     lines = [(i.sku, i.qty) for i in event.payload.items]
-    levels = repo.lock_levels(tx.conn, [s for s, _ in lines])
+    levels = {sku: row.level for sku, row in book.stock.items()}
     decision = domain.decide_reservation(levels, lines)
     if isinstance(decision, domain.Reject):
         tx.emit(
-            InventoryRejected, InventoryRejectedPayload(reason=decision.reason, skus=decision.skus)
+            InventoryRejected,
+            InventoryRejectedPayload(reason=decision.reason, skus=decision.skus),
+            cause=event,
         )
         log.info("reservation rejected", reason=decision.reason, skus=decision.skus)
         return
-    reservation_id = uuid.uuid4()
-    expires_at = tx.now + timedelta(seconds=tx.settings.reservation_ttl_s)
-    repo.hold(tx.conn, sorted(lines))
-    repo.insert_reservation(tx.conn, reservation_id, event.order_id, lines, expires_at)
+    res = Reservation(
+        uuid.uuid4(),
+        event.order_id,
+        "reserved",
+        lines,
+        tx.now + timedelta(seconds=tx.settings.reservation_ttl_s),
+        new=True,
+    )
+    book.reservations[event.order_id] = res
+    book.move("hold", lines)
     p = event.payload
     tx.emit(
         InventoryReserved,
         InventoryReservedPayload(
-            reservation_id=reservation_id,
-            items=tuple(StockLine(sku=s, qty=q) for s, q in lines),
-            expires_at=expires_at,
+            reservation_id=res.reservation_id,
+            items=_stock_lines(lines),
+            expires_at=res.expires_at,
             amount_minor=p.total_minor,
             currency=p.currency,
             card_token=p.card_token,
             customer_id=p.customer_id,
             ship_to=p.ship_to,
         ),
+        cause=event,
     )
     log.info(
-        "stock reserved", reservation_id=str(reservation_id), expires_at=expires_at.isoformat()
+        "stock reserved",
+        reservation_id=str(res.reservation_id),
+        expires_at=res.expires_at.isoformat(),
     )
 
 
-def _apply(tx: Tx, event: Event, transition: domain.Transition, res: dict[str, Any]) -> None:
-    lines = _lines(res["items"])
-    repo.move_stock(tx.conn, transition.stock, lines)
-    if transition.status != res["status"]:
-        repo.set_status(tx.conn, res["reservation_id"], transition.status, transition.emit_release)
-    if transition.emit_release is not None:
+def _settle(tx: Tx, book: Book, event: Event, rule: Callable[[str], domain.Transition]) -> None:
+    res = book.reservations.get(event.order_id)
+    if res is None:
+        log.warning("no reservation for this order; nothing to do")
+        return
+    t = rule(res.status)
+    book.move(t.stock, res.lines)
+    if t.status != res.status or t.emit_release:
+        log.info(t.note, reservation_status=t.status, previous=res.status)
+        res.status, res.dirty = t.status, True
+        res.release_reason = t.emit_release or res.release_reason
+    if t.emit_release is not None:
         tx.emit(
             InventoryReleased,
             InventoryReleasedPayload(
-                reservation_id=res["reservation_id"],
-                items=tuple(StockLine(sku=s, qty=q) for s, q in lines),
-                reason=transition.emit_release,  # type: ignore[arg-type]
+                reservation_id=res.reservation_id,
+                items=_stock_lines(res.lines),
+                reason=t.emit_release,  # type: ignore[arg-type]
             ),
+            cause=event,
         )
-    log.info(
-        transition.note,
-        reservation_status=transition.status,
-        previous=res["status"],
-        caused_by=event.event_type,
-    )
 
 
-def _reservation(tx: Tx, event: Event) -> dict[str, Any] | None:
-    res = repo.reservation_for_order(tx.conn, event.order_id)
-    if res is None:
-        log.warning("no reservation for this order; nothing to do")
-    return res
+_RULES: dict[type[Event], Callable[[Any], Callable[[str], domain.Transition]]] = {
+    PaymentCharged: lambda e: domain.on_payment_charged,
+    PaymentFailed: lambda e: lambda status: domain.on_payment_failed(status, e.payload.reason),
+    ShipmentScheduled: lambda e: domain.on_shipment_scheduled,
+    FulfillmentFailed: lambda e: domain.on_fulfillment_failed,
+}
+CONSUMES: frozenset[type[Event]] = frozenset({OrderPlaced, *_RULES})
 
 
-def on_payment_charged(tx: Tx, event: PaymentCharged) -> None:
-    if res := _reservation(tx, event):
-        _apply(tx, event, domain.on_payment_charged(res["status"]), res)
-
-
-def on_payment_failed(tx: Tx, event: PaymentFailed) -> None:
-    if res := _reservation(tx, event):
-        _apply(tx, event, domain.on_payment_failed(res["status"], event.payload.reason), res)
-
-
-def on_shipment_scheduled(tx: Tx, event: ShipmentScheduled) -> None:
-    if res := _reservation(tx, event):
-        _apply(tx, event, domain.on_shipment_scheduled(res["status"]), res)
-
-
-def on_fulfillment_failed(tx: Tx, event: FulfillmentFailed) -> None:
-    if res := _reservation(tx, event):
-        _apply(tx, event, domain.on_fulfillment_failed(res["status"]), res)
+def handle(tx: Tx, events: list[Event]) -> None:
+    skus = {i.sku for e in events if isinstance(e, OrderPlaced) for i in e.payload.items}
+    book = Book.load(tx.conn, {e.order_id for e in events}, skus)
+    for e in events:
+        with for_event(e):
+            if isinstance(e, OrderPlaced):
+                on_order_placed(tx, book, e)
+            else:
+                _settle(tx, book, e, _RULES[type(e)](e))
+    book.flush(tx.conn)
 
 
 def reap_lapsed_reservations(tx: Tx) -> int:
@@ -128,12 +136,12 @@ def reap_lapsed_reservations(tx: Tx) -> int:
     rows = repo.lapsed_reservations(tx.conn, limit=500)
     for res in rows:
         repo.set_status(tx.conn, res["reservation_id"], "expiring", "expired")
-        lines = _lines(res["items"])
+        lines = [(i["sku"], int(i["qty"])) for i in res["items"]]
         tx.emit(
             InventoryReleased,
             InventoryReleasedPayload(
                 reservation_id=res["reservation_id"],
-                items=tuple(StockLine(sku=s, qty=q) for s, q in lines),
+                items=_stock_lines(lines),
                 reason="expired",
             ),
             order_id=res["order_id"],
@@ -144,12 +152,3 @@ def reap_lapsed_reservations(tx: Tx) -> int:
             expires_at=res["expires_at"].isoformat(),
         )
     return len(rows)
-
-
-HANDLERS: dict[type[Event], Handler] = {
-    OrderPlaced: on_order_placed,
-    PaymentCharged: on_payment_charged,
-    PaymentFailed: on_payment_failed,
-    ShipmentScheduled: on_shipment_scheduled,
-    FulfillmentFailed: on_fulfillment_failed,
-}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -16,57 +17,125 @@ Q = Queries.load("inventory_svc")
 Conn = psycopg.Connection[Any]
 
 __all__ = [
+    "Book",
     "Q",
-    "hold",
-    "insert_reservation",
+    "Reservation",
+    "StockRow",
     "lapsed_reservations",
-    "lock_levels",
-    "move_stock",
-    "reservation_for_order",
     "set_status",
     "set_stock",
     "stock_levels",
 ]
 
 
-def lock_levels(conn: Conn, skus: list[str]) -> dict[str, Level]:
-    rows = Q.all(conn, "lock_stock", {"skus": sorted(skus)})
-    return {r["sku"]: Level(r["on_hand"], r["reserved"]) for r in rows}
+@dataclass
+class Reservation:
+    reservation_id: uuid.UUID
+    order_id: uuid.UUID
+    status: str
+    lines: list[tuple[str, int]]
+    expires_at: datetime
+    release_reason: str | None = None
+    new: bool = False
+    dirty: bool = False
 
 
-def hold(conn: Conn, lines: list[tuple[str, int]]) -> None:
-    Q.executemany(conn, "hold_stock", [{"sku": s, "qty": q} for s, q in lines])
+@dataclass
+class StockRow:
+    on_hand: int
+    reserved: int
+    shipped: int
+    dirty: bool = False
+
+    @property
+    def level(self) -> Level:
+        return Level(self.on_hand, self.reserved)
 
 
-def move_stock(conn: Conn, move: str, lines: list[tuple[str, int]]) -> None:
-    if move == "none":
-        return
-    name = {"unhold": "unhold_stock", "ship": "ship_stock"}[move]
-    # Sorted, like lock_stock, so concurrent transactions lock rows in one order.
-    Q.executemany(conn, name, [{"sku": s, "qty": q} for s, q in sorted(lines)])
+class Book:
+    """The reservations and stock rows one batch touches, locked, changed in memory, and
+    written back with one statement per table: a batch costs a handful of round trips."""
 
+    def __init__(
+        self, reservations: dict[uuid.UUID, Reservation], stock: dict[str, StockRow]
+    ) -> None:
+        self.reservations = reservations
+        self.stock = stock
 
-def insert_reservation(
-    conn: Conn,
-    reservation_id: uuid.UUID,
-    order_id: uuid.UUID,
-    lines: list[tuple[str, int]],
-    expires_at: datetime,
-) -> None:
-    Q.execute(
-        conn,
-        "insert_reservation",
-        {
-            "reservation_id": reservation_id,
-            "order_id": order_id,
-            "items": Jsonb([{"sku": s, "qty": q} for s, q in lines]),
-            "expires_at": expires_at,
-        },
-    )
+    @classmethod
+    def load(cls, conn: Conn, order_ids: set[uuid.UUID], skus: set[str]) -> Book:
+        # Rows are locked in key order (here and in every writer) so that concurrent
+        # batches cannot deadlock.
+        reservations = {
+            r["order_id"]: Reservation(
+                r["reservation_id"],
+                r["order_id"],
+                r["status"],
+                [(i["sku"], int(i["qty"])) for i in r["items"]],
+                r["expires_at"],
+                r["release_reason"],
+            )
+            for r in Q.all(conn, "lock_reservations", {"order_ids": sorted(order_ids)})
+        }
+        skus |= {sku for res in reservations.values() for sku, _ in res.lines}
+        stock = {
+            r["sku"]: StockRow(r["on_hand"], r["reserved"], r["shipped"])
+            for r in Q.all(conn, "lock_stock_levels", {"skus": sorted(skus)})
+        }
+        return cls(reservations, stock)
 
+    def move(self, how: str, lines: list[tuple[str, int]]) -> None:
+        for sku, qty in lines:
+            row = self.stock[sku]
+            if how == "hold":
+                row.reserved += qty
+            elif how == "unhold":
+                row.reserved -= qty
+            elif how == "ship":
+                row.reserved -= qty
+                row.on_hand -= qty
+                row.shipped += qty
+            else:
+                continue
+            row.dirty = True
 
-def reservation_for_order(conn: Conn, order_id: uuid.UUID) -> dict[str, Any] | None:
-    return Q.one(conn, "reservation_for_order", {"order_id": order_id})
+    def flush(self, conn: Conn) -> None:
+        new = [r for r in self.reservations.values() if r.new]
+        if new:
+            Q.execute(
+                conn,
+                "insert_reservations",
+                {
+                    "reservation_ids": [r.reservation_id for r in new],
+                    "order_ids": [r.order_id for r in new],
+                    "statuses": [r.status for r in new],
+                    "items": [Jsonb([{"sku": s, "qty": q} for s, q in r.lines]) for r in new],
+                    "expires_ats": [r.expires_at for r in new],
+                },
+            )
+        changed = [r for r in self.reservations.values() if r.dirty and not r.new]
+        if changed:
+            Q.execute(
+                conn,
+                "write_reservations",
+                {
+                    "reservation_ids": [r.reservation_id for r in changed],
+                    "statuses": [r.status for r in changed],
+                    "release_reasons": [r.release_reason for r in changed],
+                },
+            )
+        rows = {sku: row for sku, row in self.stock.items() if row.dirty}
+        if rows:
+            Q.execute(
+                conn,
+                "write_stock_levels",
+                {
+                    "skus": list(rows),
+                    "on_hand": [r.on_hand for r in rows.values()],
+                    "reserved": [r.reserved for r in rows.values()],
+                    "shipped": [r.shipped for r in rows.values()],
+                },
+            )
 
 
 def set_status(

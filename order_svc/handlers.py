@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
-from eventing.logging import get_logger
-from eventing.tx import Handler, Tx
+from eventing.logging import for_event, get_logger
+from eventing.tx import Tx
 from order_svc import repository as repo
 from order_svc.domain import derive_status
 from shared_events.envelope import Event
@@ -14,13 +14,27 @@ from shared_events.inventory import InventoryRejected, InventoryReleased, Invent
 from shared_events.order import OrderPlaced
 from shared_events.payment import PaymentCharged, PaymentFailed, PaymentRefunded
 
-__all__ = ["HANDLERS"]
+__all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
 Q = repo.Q
 
+CONSUMES: frozenset[type[Event]] = frozenset(
+    {
+        OrderPlaced,
+        InventoryReserved,
+        InventoryRejected,
+        InventoryReleased,
+        PaymentCharged,
+        PaymentFailed,
+        PaymentRefunded,
+        ShipmentScheduled,
+        FulfillmentFailed,
+    }
+)
 
-def on_order_placed(tx: Tx, event: OrderPlaced) -> None:
+
+def _start_from_event(tx: Tx, event: OrderPlaced) -> None:
     """Our own OrderPlaced is already recorded; one from another system starts a saga here."""
     p = event.payload
     details = {
@@ -38,46 +52,44 @@ def on_order_placed(tx: Tx, event: OrderPlaced) -> None:
         {**details, "origin": "event", "idempotency_key": None, "request_hash": None},
     )
     if created is None:
-        Q.execute(tx.conn, "fill_order_details", details)
-    on_step(tx, event)
-    if created is not None:
-        log.info("saga started from an OrderPlaced published by another system")
+        Q.execute(tx.conn, "fill_order_details", details)  # fills a stub, if it is one
+    else:
+        with for_event(event):
+            log.info("saga started from an OrderPlaced published by another system")
 
 
-def on_step(tx: Tx, event: Event) -> None:
-    # An event may overtake the OrderPlaced of an order placed elsewhere: keep a stub.
-    Q.execute(tx.conn, "insert_stub_order", {"order_id": event.order_id})
-    current = Q.one(tx.conn, "lock_order", {"order_id": event.order_id})
-    assert current is not None
-    if not repo.record_step(tx.conn, event):
+def handle(tx: Tx, events: list[Event]) -> None:
+    """Record the steps, then derive each touched order's status from all its facts.
+
+    Events of one order arrive from four topics in no set order, which is why the status
+    is recomputed from the set of facts rather than moved along by each event.
+    """
+    for e in events:
+        if isinstance(e, OrderPlaced) and e.producer != "order":
+            _start_from_event(tx, e)
+    current = repo.lock_orders(tx.conn, (e.order_id for e in events))
+    touched = repo.record_steps(tx.conn, events)
+    if not touched:
         return
-    new = derive_status(repo.facts_of(tx.conn, event.order_id))
-    if (new.status, new.cancel_reason) == (current["status"], current["cancel_reason"]):
-        return
-    if current["status"] in ("COMPLETED", "CANCELLED"):
-        log.error(
-            "event would change a terminal order; kept as it is",
-            status=current["status"],
-            would_be=new.status,
-        )
-        return
-    repo.set_status(tx.conn, event.order_id, new)
-    log.info(
-        "order status changed",
-        status=new.status,
-        cancel_reason=new.cancel_reason,
-        previous=current["status"],
-    )
-
-
-HANDLERS: dict[type[Event], Handler] = {
-    OrderPlaced: on_order_placed,
-    InventoryReserved: on_step,
-    InventoryRejected: on_step,
-    InventoryReleased: on_step,
-    PaymentCharged: on_step,
-    PaymentFailed: on_step,
-    PaymentRefunded: on_step,
-    ShipmentScheduled: on_step,
-    FulfillmentFailed: on_step,
-}
+    last_event = {e.order_id: e for e in events}
+    updates = {}
+    for order_id, facts in repo.facts_of(tx.conn, touched).items():
+        new, old = derive_status(facts), current[order_id]
+        if new == old:
+            continue
+        with for_event(last_event[order_id]):
+            if old.terminal:
+                log.error(
+                    "event would change a terminal order; kept as it is",
+                    status=old.status,
+                    would_be=new.status,
+                )
+                continue
+            log.info(
+                "order status changed",
+                status=new.status,
+                cancel_reason=new.cancel_reason,
+                previous=old.status,
+            )
+        updates[order_id] = new
+    repo.set_statuses(tx.conn, updates)

@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from pydantic import Field, model_validator
 
 from eventing.outbox import insert_outbox, row_for_event
-from order_svc.repository import Q, record_step
+from order_svc.repository import Q, record_steps
 from shared_events.common import Address, LineItem, StockLine, check_unique_skus
 from shared_events.envelope import Contract
 from shared_events.order import OrderPlaced, OrderPlacedPayload
@@ -129,6 +129,6 @@ def place_order(
             found = _existing(conn, idempotency_key, req_hash)
             assert found is not None
             return found
-        record_step(conn, event)
+        record_steps(conn, [event])
         insert_outbox(conn, [row_for_event(event, events_topic("order"))])
     return PlacedOrder(order_id, "PENDING", created=True)

@@ -1,8 +1,10 @@
-"""Order's SQL, as thin functions over the named queries."""
+"""Order's SQL, as thin functions over the named queries (set-based: one call per batch)."""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -15,41 +17,54 @@ from shared_events.envelope import Event
 Q = Queries.load("order_svc")
 Conn = psycopg.Connection[Any]
 
-__all__ = ["Q", "facts_of", "record_step", "set_status"]
+__all__ = ["Q", "facts_of", "lock_orders", "record_steps", "set_statuses"]
 
 
-def record_step(conn: Conn, event: Event) -> bool:
-    """Add `event` to the order's saga record; False if it was already there."""
-    n = Q.execute(
+def record_steps(conn: Conn, events: list[Event]) -> set[uuid.UUID]:
+    """Add events to their orders' saga records; returns the orders that got a new step."""
+    if not events:
+        return set()
+    rows = Q.all(
         conn,
-        "insert_step",
+        "insert_steps",
         {
-            "event_id": event.event_id,
-            "order_id": event.order_id,
-            "event_type": event.event_type,
-            "producer": event.producer,
-            "occurred_at": event.occurred_at,
-            "causation_id": event.causation_id,
-            "compensation": event.event_type in COMPENSATIONS,
-            "payload": Jsonb(event.payload.model_dump(mode="json")),
+            "event_ids": [e.event_id for e in events],
+            "order_ids": [e.order_id for e in events],
+            "event_types": [e.event_type for e in events],
+            "producers": [e.producer for e in events],
+            "occurred_ats": [e.occurred_at for e in events],
+            "causation_ids": [e.causation_id for e in events],
+            "compensations": [e.event_type in COMPENSATIONS for e in events],
+            "payloads": [Jsonb(e.payload.model_dump(mode="json")) for e in events],
         },
     )
-    return n == 1
+    return {r["order_id"] for r in rows}
 
 
-def facts_of(conn: Conn, order_id: uuid.UUID) -> Facts:
-    rows = Q.all(conn, "step_facts", {"order_id": order_id})
-    return Facts.of((r["event_type"], r["reason"]) for r in rows)
+def lock_orders(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Status]:
+    """Create stubs for orders not seen yet, lock all of them, return their current status."""
+    ids = sorted(set(order_ids))
+    # An event may overtake the OrderPlaced of an order placed elsewhere: keep a stub.
+    Q.execute(conn, "insert_stub_orders", {"order_ids": ids})
+    rows = Q.all(conn, "lock_orders", {"order_ids": ids})
+    return {r["order_id"]: Status(r["status"], r["cancel_reason"]) for r in rows}
 
 
-def set_status(conn: Conn, order_id: uuid.UUID, status: Status) -> None:
-    Q.execute(
-        conn,
-        "set_status",
-        {
-            "order_id": order_id,
-            "status": status.status,
-            "cancel_reason": status.cancel_reason,
-            "terminal": status.terminal,
-        },
-    )
+def facts_of(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Facts]:
+    steps: dict[uuid.UUID, list[tuple[str, str | None]]] = defaultdict(list)
+    for r in Q.all(conn, "step_facts", {"order_ids": list(order_ids)}):
+        steps[r["order_id"]].append((r["event_type"], r["reason"]))
+    return {oid: Facts.of(s) for oid, s in steps.items()}
+
+
+def set_statuses(conn: Conn, updates: dict[uuid.UUID, Status]) -> None:
+    if updates:
+        Q.execute(
+            conn,
+            "set_statuses",
+            {
+                "order_ids": list(updates),
+                "statuses": [s.status for s in updates.values()],
+                "cancel_reasons": [s.cancel_reason for s in updates.values()],
+            },
+        )

@@ -2,7 +2,8 @@
 
 `tok_declined` is declined, any other token is approved. The gateway keeps its own ledger
 through its own connection (autocommit), outside the caller's transaction, as a remote
-API would; callers pass an idempotency key so a retry never charges twice.
+API would; callers pass an idempotency key so a retry never charges twice. Calls take a
+list, like a gateway's batch API, so a batch of charges is one round trip.
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ import psycopg
 from eventing.errors import TransientError
 from eventing.queries import Queries
 
-__all__ = ["Gateway", "GatewayResult", "GatewayUnavailable", "clear_fault", "set_fault"]
+__all__ = [
+    "Gateway",
+    "GatewayResult",
+    "GatewayUnavailable",
+    "clear_fault",
+    "set_fault",
+]
 
 Q = Queries.load("payment_svc")
 DECLINED_TOKENS = frozenset({"tok_declined"})
@@ -32,6 +39,16 @@ class GatewayUnavailable(TransientError):
 class GatewayResult:
     approved: bool
     reference: str
+
+
+@dataclass(frozen=True)
+class _Op:
+    kind: str
+    order_id: uuid.UUID
+    key: str
+    amount: int
+    currency: str
+    outcome: str
 
 
 class Gateway:
@@ -59,37 +76,63 @@ class Gateway:
             )
         time.sleep(fault["latency_ms"] / 1000)
 
-    def _record(
-        self, kind: str, order_id: uuid.UUID, key: str, amount: int, currency: str, outcome: str
-    ) -> GatewayResult:
+    def _record(self, ops: list[_Op]) -> dict[str, GatewayResult]:
+        """Record operations (idempotent by key); return each key's outcome."""
+        if not ops:
+            return {}
         try:
             conn = self._conn()
             self._check_faults(conn)
-            params = {
-                "kind": kind,
-                "order_id": order_id,
-                "key": key,
-                "amount_minor": amount,
-                "currency": currency,
-                "outcome": outcome,
-            }
-            row = Q.one(conn, "gateway_record", params) or Q.one(
-                conn, "gateway_lookup", {"key": key}
-            )
+            with conn.transaction():
+                Q.execute(
+                    conn,
+                    "gateway_record_many",
+                    {
+                        "kinds": [o.kind for o in ops],
+                        "order_ids": [o.order_id for o in ops],
+                        "keys": [o.key for o in ops],
+                        "amounts": [o.amount for o in ops],
+                        "currencies": [o.currency for o in ops],
+                        "outcomes": [o.outcome for o in ops],
+                    },
+                )
+                rows = Q.all(conn, "gateway_lookup_many", {"keys": [o.key for o in ops]})
         except psycopg.OperationalError as exc:
             self._local.conn = None
             raise GatewayUnavailable(f"payment gateway connection lost: {exc}") from exc
-        assert row is not None
-        return GatewayResult(row["outcome"] == "approved", f"gw_{row['id']}")
+        return {
+            r["idempotency_key"]: GatewayResult(r["outcome"] == "approved", f"gw_{r['id']}")
+            for r in rows
+        }
 
-    def charge(
-        self, order_id: uuid.UUID, card_token: str, amount: int, currency: str
-    ) -> GatewayResult:
-        outcome = "declined" if card_token in DECLINED_TOKENS else "approved"
-        return self._record("charge", order_id, f"charge:{order_id}", amount, currency, outcome)
+    def charge_many(
+        self, charges: list[tuple[uuid.UUID, str, int, str]]
+    ) -> dict[uuid.UUID, GatewayResult]:
+        """Charge each (order_id, card_token, amount, currency): once per order, ever."""
+        ops = [
+            _Op(
+                "charge",
+                oid,
+                f"charge:{oid}",
+                amount,
+                currency,
+                "declined" if token in DECLINED_TOKENS else "approved",
+            )
+            for oid, token, amount, currency in charges
+        ]
+        results = self._record(ops)
+        return {op.order_id: results[op.key] for op in ops}
 
-    def refund(self, order_id: uuid.UUID, amount: int, currency: str) -> GatewayResult:
-        return self._record("refund", order_id, f"refund:{order_id}", amount, currency, "approved")
+    def refund_many(
+        self, refunds: list[tuple[uuid.UUID, int, str]]
+    ) -> dict[uuid.UUID, GatewayResult]:
+        """Refund each (order_id, amount, currency): once per order, ever."""
+        ops = [
+            _Op("refund", oid, f"refund:{oid}", amount, currency, "approved")
+            for oid, amount, currency in refunds
+        ]
+        results = self._record(ops)
+        return {op.order_id: results[op.key] for op in ops}
 
 
 def set_fault(conn: psycopg.Connection[Any], mode: str, for_s: float, latency_ms: int = 0) -> None:

@@ -1,16 +1,17 @@
-"""Payment's reactions: charge on a reservation, refund on a failed fulfillment."""
+"""Payment's reactions: charge on a reservation, refund on a failed fulfillment, answer a
+lapsed reservation."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from functools import cache
-from typing import Any
 
-from eventing.logging import get_logger
-from eventing.tx import Handler, Tx
+from eventing.logging import for_event, get_logger
+from eventing.tx import Tx
 from payment_svc import domain
-from payment_svc import repository as repo
-from payment_svc.gateway import Gateway
+from payment_svc.gateway import Gateway, GatewayResult
+from payment_svc.repository import Ledger, Payment, Refund
 from shared_events.envelope import Event
 from shared_events.fulfillment import FulfillmentFailed
 from shared_events.inventory import InventoryReleased, InventoryReserved
@@ -23,13 +24,14 @@ from shared_events.payment import (
     PaymentRefundedPayload,
 )
 
-__all__ = ["HANDLERS"]
+__all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
-
-
-def _status(payment: dict[str, Any] | None) -> str | None:
-    return None if payment is None else str(payment["status"])
+CONSUMES: frozenset[type[Event]] = frozenset(
+    {InventoryReserved, FulfillmentFailed, InventoryReleased}
+)
+# Placeholder status while the gateway call of this batch is outstanding.
+CHARGING = "charging"
 
 
 @cache
@@ -37,24 +39,27 @@ def gateway(dsn: str) -> Gateway:
     return Gateway(dsn)
 
 
-def on_inventory_reserved(tx: Tx, event: InventoryReserved) -> None:
-    p = event.payload
-    existing = repo.payment_for_order(tx.conn, event.order_id)
-    decision = domain.decide_charge(_status(existing), tx.now, p.expires_at)
+Finish = Callable[[dict[uuid.UUID, GatewayResult], dict[uuid.UUID, GatewayResult]], None]
+
+
+def _on_reserved(
+    tx: Tx, ledger: Ledger, e: InventoryReserved, charges: list[tuple[uuid.UUID, str, int, str]]
+) -> Finish | None:
+    p = e.payload
+    decision = domain.decide_charge(ledger.status(e.order_id), tx.now, p.expires_at)
     if decision == "already_handled":
-        log.info("order already has a payment; no second charge", status=_status(existing))
-        return
-    payment_id = uuid.uuid4()
+        log.info("order already has a payment; no second charge", status=ledger.status(e.order_id))
+        return None
     if decision == "too_late":
-        repo.insert_payment(
-            tx.conn,
-            event.order_id,
-            payment_id,
-            "expired",
-            p.amount_minor,
-            p.currency,
-            None,
-            "reservation lapsed before the charge",
+        ledger.add(
+            Payment(
+                e.order_id,
+                uuid.uuid4(),
+                "expired",
+                p.amount_minor,
+                p.currency,
+                detail="reservation lapsed before the charge",
+            )
         )
         tx.emit(
             PaymentFailed,
@@ -62,116 +67,129 @@ def on_inventory_reserved(tx: Tx, event: InventoryReserved) -> None:
                 reason="reservation_expired",
                 detail=f"reservation expired at {p.expires_at.isoformat()}; not charged",
             ),
+            cause=e,
         )
         log.info("not charged: reservation lapsed")
-        return
-    result = gateway(tx.settings.dsn("payment")).charge(
-        event.order_id, p.card_token, p.amount_minor, p.currency
-    )
-    if not result.approved:
-        repo.insert_payment(
-            tx.conn,
-            event.order_id,
-            payment_id,
-            "declined",
-            p.amount_minor,
-            p.currency,
-            result.reference,
-            "card declined",
-        )
+        return None
+    payment = Payment(e.order_id, uuid.uuid4(), CHARGING, p.amount_minor, p.currency)
+    ledger.add(payment)
+    charges.append((e.order_id, p.card_token, p.amount_minor, p.currency))
+
+    def finish(charged: dict[uuid.UUID, GatewayResult], _: object) -> None:
+        result = charged[e.order_id]
+        payment.gateway_ref = result.reference
+        if not result.approved:
+            payment.status, payment.detail = "declined", "card declined"
+            tx.emit(
+                PaymentFailed,
+                PaymentFailedPayload(reason="declined", detail="card declined by the gateway"),
+                cause=e,
+            )
+            log.info("card declined", gateway_ref=result.reference)
+            return
+        payment.status = "charged"
         tx.emit(
-            PaymentFailed,
-            PaymentFailedPayload(reason="declined", detail="card declined by the gateway"),
+            PaymentCharged,
+            PaymentChargedPayload(
+                payment_id=payment.payment_id,
+                amount_minor=p.amount_minor,
+                currency=p.currency,
+                items=p.items,
+                ship_to=p.ship_to,
+            ),
+            cause=e,
         )
-        log.info("card declined", gateway_ref=result.reference)
+        log.info("payment charged", amount_minor=p.amount_minor, gateway_ref=result.reference)
+
+    return finish
+
+
+def _on_fulfillment_failed(
+    tx: Tx, ledger: Ledger, e: FulfillmentFailed, refunds: list[tuple[uuid.UUID, int, str]]
+) -> Finish | None:
+    payment = ledger.payments.get(e.order_id)
+    if payment is None or payment.status not in ("charged", CHARGING):
+        log.info("nothing to refund", status=ledger.status(e.order_id))
+        return None
+    refunds.append((e.order_id, payment.amount_minor, payment.currency))
+
+    def finish(_: object, refunded: dict[uuid.UUID, GatewayResult]) -> None:
+        result = refunded[e.order_id]
+        refund = Refund(
+            e.order_id, uuid.uuid4(), payment.amount_minor, "fulfillment_failed", result.reference
+        )
+        ledger.refunds.append(refund)
+        payment.status = "refunded"
+        tx.emit(
+            PaymentRefunded,
+            PaymentRefundedPayload(
+                payment_id=payment.payment_id,
+                refund_id=refund.refund_id,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                reason="fulfillment_failed",
+            ),
+            cause=e,
+        )
+        log.info(
+            "payment refunded", amount_minor=payment.amount_minor, gateway_ref=result.reference
+        )
+
+    return finish
+
+
+def _on_released(tx: Tx, ledger: Ledger, e: InventoryReleased) -> None:
+    if e.payload.reason != "expired":
         return
-    repo.insert_payment(
-        tx.conn,
-        event.order_id,
-        payment_id,
-        "charged",
-        p.amount_minor,
-        p.currency,
-        result.reference,
-        None,
-    )
-    tx.emit(
-        PaymentCharged,
-        PaymentChargedPayload(
-            payment_id=payment_id,
-            amount_minor=p.amount_minor,
-            currency=p.currency,
-            items=p.items,
-            ship_to=p.ship_to,
-        ),
-    )
-    log.info("payment charged", amount_minor=p.amount_minor, gateway_ref=result.reference)
-
-
-def on_fulfillment_failed(tx: Tx, event: FulfillmentFailed) -> None:
-    existing = repo.payment_for_order(tx.conn, event.order_id)
-    if existing is None or not domain.refund_needed(existing["status"]):
-        log.info("nothing to refund", status=_status(existing))
-        return
-    result = gateway(tx.settings.dsn("payment")).refund(
-        event.order_id, existing["amount_minor"], existing["currency"]
-    )
-    refund_id = uuid.uuid4()
-    repo.insert_refund(
-        tx.conn,
-        event.order_id,
-        refund_id,
-        existing["amount_minor"],
-        "fulfillment_failed",
-        result.reference,
-    )
-    tx.emit(
-        PaymentRefunded,
-        PaymentRefundedPayload(
-            payment_id=existing["payment_id"],
-            refund_id=refund_id,
-            amount_minor=existing["amount_minor"],
-            currency=existing["currency"],
-            reason="fulfillment_failed",
-        ),
-    )
-    log.info(
-        "payment refunded", amount_minor=existing["amount_minor"], gateway_ref=result.reference
-    )
-
-
-def on_inventory_released(tx: Tx, event: InventoryReleased) -> None:
-    if event.payload.reason != "expired":
-        return
-    existing = repo.payment_for_order(tx.conn, event.order_id)
-    if not domain.void_needed(_status(existing)):
+    if not domain.void_needed(ledger.status(e.order_id)):
         # Charged before the deadline: inventory still holds the stock and honours it.
         log.info(
-            "reservation lapsed after our answer; nothing to do",
-            status=_status(existing),
+            "reservation lapsed after our answer; nothing to do", status=ledger.status(e.order_id)
         )
         return
-    repo.insert_payment(
-        tx.conn,
-        event.order_id,
-        uuid.uuid4(),
-        "expired",
-        0,
-        "USD",
-        None,
-        "reservation lapsed before any charge",
+    ledger.add(
+        Payment(
+            e.order_id,
+            uuid.uuid4(),
+            "expired",
+            0,
+            "USD",
+            detail="reservation lapsed before any charge",
+        )
     )
     tx.emit(
         PaymentFailed,
         PaymentFailedPayload(
             reason="reservation_expired", detail="reservation lapsed before any charge; not charged"
         ),
+        cause=e,
     )
     log.info("lapsed reservation answered: not charged")
 
 
-HANDLERS: dict[type[Event], Handler] = {
-    InventoryReserved: on_inventory_reserved,
-    FulfillmentFailed: on_fulfillment_failed,
-    InventoryReleased: on_inventory_released,
-}
+def handle(tx: Tx, events: list[Event]) -> None:
+    """Decide every event in order, call the gateway once for all charges and once for all
+    refunds, then finish each event with its result (emitting in the original order)."""
+    ledger = Ledger.load(tx.conn, {e.order_id for e in events})
+    charges: list[tuple[uuid.UUID, str, int, str]] = []
+    refunds: list[tuple[uuid.UUID, int, str]] = []
+    pending: list[tuple[Event, Finish]] = []
+    for e in events:
+        with for_event(e):
+            finish: Finish | None = None
+            if isinstance(e, InventoryReserved):
+                finish = _on_reserved(tx, ledger, e, charges)
+            elif isinstance(e, FulfillmentFailed):
+                finish = _on_fulfillment_failed(tx, ledger, e, refunds)
+            elif isinstance(e, InventoryReleased):
+                _on_released(tx, ledger, e)
+            if finish is not None:
+                pending.append((e, finish))
+    if pending:
+        gw = gateway(tx.settings.dsn("payment"))
+        charged = gw.charge_many(charges) if charges else {}
+        refunded = gw.refund_many(refunds) if refunds else {}
+        for e, finish in pending:
+            with for_event(e):
+                finish(charged, refunded)
+    ledger.flush(tx.conn)

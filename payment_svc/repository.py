@@ -1,8 +1,9 @@
-"""Payment's SQL, as thin functions over the named queries."""
+"""Payment's SQL, as thin functions over the named queries (one call per batch)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -12,55 +13,88 @@ from eventing.queries import Queries
 Q = Queries.load("payment_svc")
 Conn = psycopg.Connection[Any]
 
-__all__ = ["insert_payment", "insert_refund", "payment_for_order"]
+__all__ = ["Ledger", "Payment", "Refund"]
 
 
-def payment_for_order(conn: Conn, order_id: uuid.UUID) -> dict[str, Any] | None:
-    return Q.one(conn, "payment_for_order", {"order_id": order_id})
+@dataclass
+class Payment:
+    order_id: uuid.UUID
+    payment_id: uuid.UUID
+    status: str
+    amount_minor: int
+    currency: str
+    gateway_ref: str | None = None
+    detail: str | None = None
+    new: bool = False
 
 
-def insert_payment(
-    conn: Conn,
-    order_id: uuid.UUID,
-    payment_id: uuid.UUID,
-    status: str,
-    amount: int,
-    currency: str,
-    gateway_ref: str | None,
-    detail: str | None,
-) -> None:
-    Q.execute(
-        conn,
-        "insert_payment",
-        {
-            "order_id": order_id,
-            "payment_id": payment_id,
-            "status": status,
-            "amount_minor": amount,
-            "currency": currency,
-            "gateway_ref": gateway_ref,
-            "detail": detail,
-        },
-    )
+@dataclass(frozen=True)
+class Refund:
+    order_id: uuid.UUID
+    refund_id: uuid.UUID
+    amount_minor: int
+    reason: str
+    gateway_ref: str
 
 
-def insert_refund(
-    conn: Conn,
-    order_id: uuid.UUID,
-    refund_id: uuid.UUID,
-    amount: int,
-    reason: str,
-    gateway_ref: str,
-) -> None:
-    Q.execute(
-        conn,
-        "insert_refund",
-        {
-            "order_id": order_id,
-            "refund_id": refund_id,
-            "amount_minor": amount,
-            "reason": reason,
-            "gateway_ref": gateway_ref,
-        },
-    )
-    Q.execute(conn, "mark_refunded", {"order_id": order_id})
+class Ledger:
+    """The payments of one batch's orders, locked, changed in memory, written back at once."""
+
+    def __init__(self, payments: dict[uuid.UUID, Payment]) -> None:
+        self.payments = payments
+        self.refunds: list[Refund] = []
+
+    @classmethod
+    def load(cls, conn: Conn, order_ids: set[uuid.UUID]) -> Ledger:
+        rows = Q.all(conn, "lock_payments", {"order_ids": sorted(order_ids)})
+        return cls(
+            {
+                r["order_id"]: Payment(
+                    r["order_id"],
+                    r["payment_id"],
+                    r["status"],
+                    r["amount_minor"],
+                    r["currency"],
+                    r["gateway_ref"],
+                )
+                for r in rows
+            }
+        )
+
+    def status(self, order_id: uuid.UUID) -> str | None:
+        p = self.payments.get(order_id)
+        return None if p is None else p.status
+
+    def add(self, payment: Payment) -> None:
+        payment.new = True
+        self.payments[payment.order_id] = payment
+
+    def flush(self, conn: Conn) -> None:
+        new = [p for p in self.payments.values() if p.new]
+        if new:
+            Q.execute(
+                conn,
+                "insert_payments",
+                {
+                    "order_ids": [p.order_id for p in new],
+                    "payment_ids": [p.payment_id for p in new],
+                    "statuses": [p.status for p in new],
+                    "amounts": [p.amount_minor for p in new],
+                    "currencies": [p.currency for p in new],
+                    "gateway_refs": [p.gateway_ref for p in new],
+                    "details": [p.detail for p in new],
+                },
+            )
+        if self.refunds:
+            Q.execute(
+                conn,
+                "insert_refunds",
+                {
+                    "order_ids": [r.order_id for r in self.refunds],
+                    "refund_ids": [r.refund_id for r in self.refunds],
+                    "amounts": [r.amount_minor for r in self.refunds],
+                    "reasons": [r.reason for r in self.refunds],
+                    "gateway_refs": [r.gateway_ref for r in self.refunds],
+                },
+            )
+            Q.execute(conn, "mark_refunded_many", {"order_ids": [r.order_id for r in self.refunds]})

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from eventing.runtime import ServiceSpec
-from payment_svc.handlers import HANDLERS
+from payment_svc.handlers import CONSUMES, handle
 from shared_events.fulfillment import FulfillmentFailed
 from shared_events.inventory import InventoryReleased
 
@@ -12,6 +12,7 @@ __all__ = ["SPEC"]
 SPEC = ServiceSpec(
     name="payment",
     package="payment_svc",
-    handlers=HANDLERS,
+    consumes=CONSUMES,
+    handle=handle,
     compensations=frozenset({FulfillmentFailed, InventoryReleased}),
 )

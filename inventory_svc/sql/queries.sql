@@ -51,3 +51,34 @@ INSERT INTO stock_adjustments (sku, delta, reason) VALUES (%(sku)s, %(delta)s, %
 -- name: stock_levels
 SELECT sku, on_hand, reserved, on_hand - reserved AS available, shipped, received
 FROM stock ORDER BY sku
+
+-- name: lock_reservations
+SELECT reservation_id, order_id, status, items, expires_at, release_reason
+FROM reservations WHERE order_id = ANY(%(order_ids)s::uuid[])
+ORDER BY order_id
+FOR UPDATE
+
+-- name: lock_stock_levels
+SELECT sku, on_hand, reserved, shipped FROM stock
+WHERE sku = ANY(%(skus)s::text[])
+ORDER BY sku
+FOR UPDATE
+
+-- name: write_stock_levels
+UPDATE stock s SET on_hand = u.on_hand, reserved = u.reserved, shipped = u.shipped,
+    updated_at = now()
+FROM unnest(%(skus)s::text[], %(on_hand)s::int[], %(reserved)s::int[], %(shipped)s::int[])
+     AS u (sku, on_hand, reserved, shipped)
+WHERE s.sku = u.sku
+
+-- name: insert_reservations
+INSERT INTO reservations (reservation_id, order_id, status, items, expires_at)
+SELECT * FROM unnest(%(reservation_ids)s::uuid[], %(order_ids)s::uuid[], %(statuses)s::text[],
+                     %(items)s::jsonb[], %(expires_ats)s::timestamptz[])
+
+-- name: write_reservations
+UPDATE reservations r SET status = u.status, release_reason = u.release_reason,
+    updated_at = now()
+FROM unnest(%(reservation_ids)s::uuid[], %(statuses)s::text[], %(release_reasons)s::text[])
+     AS u (reservation_id, status, release_reason)
+WHERE r.reservation_id = u.reservation_id

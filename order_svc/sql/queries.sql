@@ -10,6 +10,7 @@ ON CONFLICT (sku) DO UPDATE SET price_minor = excluded.price_minor,
 SELECT order_id, status, request_hash FROM orders WHERE idempotency_key = %(key)s
 
 -- name: insert_order
+-- One order, placed here (the API) or from an OrderPlaced seen first on Kafka.
 INSERT INTO orders (order_id, status, origin, customer_id, items, total_minor, currency,
                     card_token, ship_to, idempotency_key, request_hash)
 VALUES (%(order_id)s, 'PENDING', %(origin)s, %(customer_id)s, %(items)s, %(total_minor)s,
@@ -17,8 +18,9 @@ VALUES (%(order_id)s, 'PENDING', %(origin)s, %(customer_id)s, %(items)s, %(total
 ON CONFLICT DO NOTHING
 RETURNING order_id
 
--- name: insert_stub_order
-INSERT INTO orders (order_id, status, origin) VALUES (%(order_id)s, 'PENDING', 'event')
+-- name: insert_stub_orders
+INSERT INTO orders (order_id, status, origin)
+SELECT unnest(%(order_ids)s::uuid[]), 'PENDING', 'event'
 ON CONFLICT (order_id) DO NOTHING
 
 -- name: fill_order_details
@@ -27,23 +29,33 @@ UPDATE orders SET customer_id = %(customer_id)s, items = %(items)s,
     ship_to = %(ship_to)s, updated_at = now()
 WHERE order_id = %(order_id)s AND customer_id IS NULL
 
--- name: lock_order
-SELECT order_id, status, cancel_reason FROM orders WHERE order_id = %(order_id)s FOR UPDATE
+-- name: lock_orders
+SELECT order_id, status, cancel_reason FROM orders
+WHERE order_id = ANY(%(order_ids)s::uuid[])
+ORDER BY order_id
+FOR UPDATE
 
--- name: insert_step
+-- name: insert_steps
 INSERT INTO saga_steps (event_id, order_id, event_type, producer, occurred_at, causation_id,
                         compensation, payload)
-VALUES (%(event_id)s, %(order_id)s, %(event_type)s, %(producer)s, %(occurred_at)s,
-        %(causation_id)s, %(compensation)s, %(payload)s)
+SELECT * FROM unnest(%(event_ids)s::uuid[], %(order_ids)s::uuid[], %(event_types)s::text[],
+                     %(producers)s::text[], %(occurred_ats)s::timestamptz[],
+                     %(causation_ids)s::uuid[], %(compensations)s::boolean[],
+                     %(payloads)s::jsonb[])
 ON CONFLICT (event_id) DO NOTHING
+RETURNING order_id
 
 -- name: step_facts
-SELECT event_type, payload->>'reason' AS reason FROM saga_steps WHERE order_id = %(order_id)s
+SELECT order_id, event_type, payload->>'reason' AS reason
+FROM saga_steps WHERE order_id = ANY(%(order_ids)s::uuid[])
 
--- name: set_status
-UPDATE orders SET status = %(status)s, cancel_reason = %(cancel_reason)s, updated_at = now(),
-    terminal_at = CASE WHEN %(terminal)s THEN coalesce(terminal_at, now()) END
-WHERE order_id = %(order_id)s
+-- name: set_statuses
+UPDATE orders o SET status = u.status, cancel_reason = u.cancel_reason, updated_at = now(),
+    terminal_at = CASE WHEN u.status IN ('COMPLETED', 'CANCELLED')
+                       THEN coalesce(o.terminal_at, now()) END
+FROM unnest(%(order_ids)s::uuid[], %(statuses)s::text[], %(cancel_reasons)s::text[])
+     AS u (order_id, status, cancel_reason)
+WHERE o.order_id = u.order_id
 
 -- name: get_order
 SELECT order_id, status, cancel_reason, origin, customer_id, items, total_minor, currency,

@@ -35,3 +35,34 @@ ON CONFLICT (target) DO UPDATE SET mode = excluded.mode, latency_ms = excluded.l
 
 -- name: gateway_clear_fault
 DELETE FROM gateway_faults WHERE target = 'payment-gateway'
+
+-- name: lock_payments
+SELECT order_id, payment_id, status, amount_minor, currency, gateway_ref
+FROM payments WHERE order_id = ANY(%(order_ids)s::uuid[])
+ORDER BY order_id
+FOR UPDATE
+
+-- name: insert_payments
+INSERT INTO payments (order_id, payment_id, status, amount_minor, currency, gateway_ref, detail)
+SELECT * FROM unnest(%(order_ids)s::uuid[], %(payment_ids)s::uuid[], %(statuses)s::text[],
+                     %(amounts)s::bigint[], %(currencies)s::text[], %(gateway_refs)s::text[],
+                     %(details)s::text[])
+
+-- name: insert_refunds
+INSERT INTO refunds (order_id, refund_id, amount_minor, reason, gateway_ref)
+SELECT * FROM unnest(%(order_ids)s::uuid[], %(refund_ids)s::uuid[], %(amounts)s::bigint[],
+                     %(reasons)s::text[], %(gateway_refs)s::text[])
+
+-- name: mark_refunded_many
+UPDATE payments SET status = 'refunded', updated_at = now()
+WHERE order_id = ANY(%(order_ids)s::uuid[])
+
+-- name: gateway_record_many
+INSERT INTO gateway_ledger (kind, order_id, idempotency_key, amount_minor, currency, outcome)
+SELECT * FROM unnest(%(kinds)s::text[], %(order_ids)s::uuid[], %(keys)s::text[],
+                     %(amounts)s::bigint[], %(currencies)s::text[], %(outcomes)s::text[])
+ON CONFLICT (idempotency_key) DO NOTHING
+
+-- name: gateway_lookup_many
+SELECT idempotency_key, id, outcome FROM gateway_ledger
+WHERE idempotency_key = ANY(%(keys)s::text[])

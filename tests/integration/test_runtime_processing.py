@@ -32,14 +32,19 @@ class Script:
     def __init__(self) -> None:
         self.failures: dict[uuid.UUID, BaseException] = {}
 
-    def handler(self, tx: Tx, event: OrderPlaced) -> None:
-        if (exc := self.failures.get(event.order_id)) is not None:
-            raise exc
-        tx.conn.execute(
-            "INSERT INTO effects (event_id, order_id) VALUES (%s, %s)",
-            (event.event_id, event.order_id),
-        )
-        tx.emit(InventoryRejected, InventoryRejectedPayload(reason="unknown_sku", skus=("X",)))
+    def handle(self, tx: Tx, events: list[OrderPlaced]) -> None:
+        for event in events:
+            if (exc := self.failures.get(event.order_id)) is not None:
+                raise exc
+            tx.conn.execute(
+                "INSERT INTO effects (event_id, order_id) VALUES (%s, %s)",
+                (event.event_id, event.order_id),
+            )
+            tx.emit(
+                InventoryRejected,
+                InventoryRejectedPayload(reason="unknown_sku", skus=("X",)),
+                cause=event,
+            )
 
 
 @pytest.fixture
@@ -56,7 +61,9 @@ def script() -> Script:
 @pytest.fixture
 def processor(settings: Settings, script: Script) -> Processor:
     quick = RetryPolicy(max_attempts=3, max_age_s=60, base_delay_s=0.0, max_delay_s=0.0)
-    return Processor("inventory", {OrderPlaced: script.handler}, settings, {OrderPlaced: quick})
+    return Processor(
+        "inventory", frozenset({OrderPlaced}), script.handle, settings, {OrderPlaced: quick}
+    )
 
 
 _offsets = iter(range(10**9))
