@@ -1,0 +1,78 @@
+"""Fixtures shared by every suite.
+
+Integration tests run against the real stack (`saga stack up`, or the servers the SAGA_*
+variables point at). When it is not there they FAIL with a message saying so: a suite that
+silently skips its real tests would pass while proving nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from eventing.settings import Settings, load_settings
+from saga_cli import stack as stack_lib
+
+SagaRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def saga_exe() -> str:
+    """The `saga` console script of the interpreter running the tests."""
+    beside = Path(sys.executable).parent / "saga"
+    found = str(beside) if beside.exists() else shutil.which("saga")
+    if not found:
+        pytest.fail("the `saga` command is not installed: run `pip install -e '.[dev]'`")
+    return found
+
+
+@pytest.fixture(scope="session")
+def run_saga(saga_exe: str) -> SagaRunner:
+    """Run `saga ARGS...` as a user would; `env` replaces the environment when given."""
+
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 240.0
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [saga_exe, *args],
+            env=env if env is not None else dict(os.environ),
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def stack(settings: Settings) -> dict[str, Any]:
+    """The status of the running stack; fails every test that needs it when it is down."""
+    report = stack_lib.status(settings)
+    if not report["healthy"]:
+        kafka, pg = report["kafka"], report["postgres"]
+        problems = []
+        if not kafka["healthy"]:
+            problems.append(f"Kafka at {kafka['bootstrap_servers']}: {kafka['error']}")
+        problems += [f"PostgreSQL {svc}: {err}" for svc, err in pg["errors"].items()]
+        pytest.fail(
+            "The stack is not up, and integration tests need it:\n  "
+            + "\n  ".join(problems)
+            + "\nStart it with `saga stack up` (`make test` does it for you), or point the "
+            "SAGA_* variables at your own Kafka and PostgreSQL.",
+            pytrace=False,
+        )
+    return report
