@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
+from saga_cli.audit_cmd import audit
 from saga_cli.catalog_cmd import seed, stock
 from saga_cli.demo import demo
+from saga_cli.dlq_cmd import dlq
+from saga_cli.fault_cmd import fault
 from saga_cli.order_cmd import order
 from saga_cli.run_cmd import migrate, run
 from saga_cli.stack_cmd import stack
@@ -19,7 +22,7 @@ def cli() -> None:
     """Operate the checkout saga: local stack, services, orders and their traces."""
 
 
-for command in (stack, run, migrate, seed, stock, order, trace, demo):
+for command in (stack, run, migrate, seed, stock, order, trace, demo, dlq, fault, audit):
     cli.add_command(command)
 
 
