@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint stack-up stack-down stack-status setup
+.PHONY: demo test lint stack-up stack-down stack-status setup chaos bench
 
 # Re-installs when pyproject.toml changes (new dependencies).
 $(STAMP): pyproject.toml
@@ -28,9 +28,9 @@ stack-down:
 stack-status: setup
 	$(BIN)/saga stack status
 
-# For now the demo only brings the stack up and shows where it is: the saga is being built.
+# Seed, run the four services, send one order down every path, print their traces.
 demo: stack-up
-	$(BIN)/saga stack status
+	$(BIN)/saga demo
 
 # The whole suite but the long `soak` runs; needs the stack, which stack-up provides.
 test: stack-up
@@ -40,3 +40,10 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# On demand, not in CI: the long chaos run and the load benchmark.
+chaos: stack-up
+	$(BIN)/pytest -m soak tests/chaos -s $(PYTEST_ARGS)
+
+bench: stack-up
+	$(BIN)/saga bench --orders 60000 --rate 1000

@@ -104,6 +104,9 @@ class Settings:
     http_rate_burst: int = 500
     http_max_in_flight: int = 5000
     http_db_pool_size: int = 8
+    # 0: the API runs in the order service's own process; N: in N processes of its own
+    # sharing the port, so that it does not compete with the consumer for one GIL.
+    http_workers: int = 0
 
     def dsn(self, service: str) -> str:
         try:
@@ -142,4 +145,5 @@ def load_settings() -> Settings:
         http_rate_burst=_env_int("SAGA_HTTP_RATE_BURST", 500),
         http_max_in_flight=_env_int("SAGA_HTTP_MAX_IN_FLIGHT", 5000),
         http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
+        http_workers=_env_int("SAGA_HTTP_WORKERS", 0),
     )

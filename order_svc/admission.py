@@ -7,6 +7,11 @@ Why both: the rate limit smooths bursts to what the pipeline can absorb per seco
 in-flight cap bounds the backlog itself. Under a flash sale the rate alone would still let
 the backlog grow whenever the services fall behind; the cap stops that, so the latency of
 an accepted order stays bounded and the surplus is refused early, with a hint when to retry.
+
+Defaults (eventing/settings.py): SAGA_HTTP_RATE_LIMIT=2000 checkouts/s with bursts of
+SAGA_HTTP_RATE_BURST=500, twice the 1,000/s design target so the rate only clips abuse;
+SAGA_HTTP_MAX_IN_FLIGHT=5000, about 5 s of work at the target rate, past which an accepted
+order would wait longer than its client should. 0 turns either limit off.
 """
 
 from __future__ import annotations
@@ -45,8 +50,9 @@ class TokenBucket:
             now = self._clock()
             self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
             self._at = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            # The epsilon absorbs float error: refilled tenths must add up to a whole token.
+            if self._tokens >= 1.0 - 1e-9:
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return 0.0
             return (1.0 - self._tokens) / self.rate
 
@@ -55,10 +61,11 @@ class InFlightCap:
     """At most `cap` sagas not yet terminal (PENDING or CANCELLING).
 
     Counting them in the database on every request would cost a query per checkout, so the
-    count is refreshed in the background (`refreshing` + `refreshed`) and the admissions made
-    since the refresh began are added to it. A refresh that raced with placements counts
-    some of them twice: the estimate errs on the safe side, by at most the number of
-    placements running at once, until the next refresh.
+    count is refreshed in the background (`refreshing` + `refreshed`), and what this process
+    did since is added to it: placements still running (not committed, so not counted) and
+    orders created since the refresh began (maybe counted, maybe not: assume not). The
+    estimate may count a few orders twice until the next refresh; it never misses one, so
+    the cap holds even against a burst that lands between two refreshes.
     """
 
     def __init__(self, cap: int) -> None:
@@ -67,30 +74,36 @@ class InFlightCap:
         self.cap = cap
         self._lock = threading.Lock()
         self._counted = 0  # sagas in flight by the last refresh
-        self._admitted = 0  # running total of admissions that (may) have created a saga
-        self._mark = 0  # `_admitted` when the last refresh began
+        self._running = 0  # admitted, placement not finished
+        self._created = 0  # running total of orders created by finished placements
+        self._mark = 0  # `_created` when the last refresh began
+
+    def _estimate(self) -> int:
+        return self._counted + self._running + self._created - self._mark
 
     @property
     def estimate(self) -> int:
         with self._lock:
-            return self._counted + self._admitted - self._mark
+            return self._estimate()
 
     def try_admit(self) -> bool:
+        """Room for one more? Then it is taken: call `done` when the placement ends."""
         with self._lock:
-            if self._counted + self._admitted - self._mark >= self.cap:
+            if self._estimate() >= self.cap:
                 return False
-            self._admitted += 1
+            self._running += 1
             return True
 
-    def not_created(self) -> None:
-        """An admitted request created no saga (invalid, replayed, or failed)."""
+    def done(self, created: bool) -> None:
+        """The placement ended; `created` False if it made no saga (invalid, replay, error)."""
         with self._lock:
-            self._admitted -= 1
+            self._running -= 1
+            self._created += created
 
     def refreshing(self) -> int:
         """Call just before counting in the database; pass the result to `refreshed`."""
         with self._lock:
-            return self._admitted
+            return self._created
 
     def refreshed(self, mark: int, in_flight: int) -> None:
         with self._lock:
@@ -100,7 +113,7 @@ class InFlightCap:
 
 @dataclass(frozen=True)
 class Refusal:
-    reason: str  # "rate_limited" | "too_many_in_flight"
+    reason: str  # "rate_limited" | "too_many_in_flight" | "busy" (the API's own queue)
     retry_after_s: int
     message: str
 
@@ -113,28 +126,31 @@ class Admission:
     ) -> None:
         self.bucket = bucket
         self.cap = cap
-        # How long a client should back off when the backlog is full: the pipeline drains
-        # it in about a second at the design throughput, so a second is the honest hint.
+        # How long a client should back off when the backlog is full: a place frees up as
+        # soon as any saga ends, and they end all the time; a longer hint leaves room idle.
         self.cap_retry_after_s = cap_retry_after_s
 
     def check(self) -> Refusal | None:
         """None: go ahead, and call `done` afterwards. Else: the refusal to answer with."""
-        if self.bucket is not None:
-            wait = self.bucket.take()
-            if wait > 0:
-                return Refusal(
-                    "rate_limited",
-                    retry_after_s(wait),
-                    f"more than {self.bucket.rate:g} checkouts/s; retry later",
-                )
+        # The cap first: a request it refuses must not spend a token of the rate.
         if self.cap is not None and not self.cap.try_admit():
             return Refusal(
                 "too_many_in_flight",
                 self.cap_retry_after_s,
                 f"{self.cap.cap} checkouts are already in progress; retry later",
             )
+        if self.bucket is not None:
+            wait = self.bucket.take()
+            if wait > 0:
+                if self.cap is not None:
+                    self.cap.done(created=False)
+                return Refusal(
+                    "rate_limited",
+                    retry_after_s(wait),
+                    f"more than {self.bucket.rate:g} checkouts/s; retry later",
+                )
         return None
 
     def done(self, created: bool) -> None:
-        if self.cap is not None and not created:
-            self.cap.not_created()
+        if self.cap is not None:
+            self.cap.done(created)

@@ -1,13 +1,13 @@
 """The checkout HTTP API: POST /orders, GET /orders/{id}, GET /healthz (Starlette).
 
-Placement is the same `place_order` that `saga order place` runs. It is blocking psycopg
-work on a pooled connection, so it runs in worker threads while the event loop does the
-cheap parts: reading the body, validating it once, and admission control.
+Placement is the same `place_order` that `saga order place` runs, batched by `Placer` in
+its own threads; the event loop does the cheap parts: reading the body, validating it once
+(the validated model is what gets placed), and admission control.
 
 Status codes: 202 accepted (new or replayed order), 422 invalid input, unknown SKU, or an
 Idempotency-Key reused with a different body (as the IETF Idempotency-Key draft says), 429
 with Retry-After when admission control refuses, 413 for a body over 64 KiB, 503 with
-Retry-After when the database is unreachable.
+Retry-After when the database is unreachable (nothing was placed: retrying is safe).
 """
 
 from __future__ import annotations
@@ -29,16 +29,11 @@ from starlette.routing import Route
 
 from eventing.logging import get_logger
 from order_svc.admission import Admission, Refusal
-from order_svc.placement import (
-    CheckoutRequest,
-    IdempotencyConflict,
-    PlacedOrder,
-    UnknownSku,
-    place_order,
-)
+from order_svc.placement import CheckoutRequest, IdempotencyConflict, UnknownSku
+from order_svc.placer import Placer
 from order_svc.repository import Q
 
-__all__ = ["MAX_BODY_BYTES", "CheckoutApi", "create_app"]
+__all__ = ["MAX_BODY_BYTES", "POOL_WAIT_S", "CheckoutApi", "create_app"]
 
 log = get_logger(__name__)
 
@@ -46,7 +41,7 @@ MAX_BODY_BYTES = 64 * 1024
 _MAX_KEY_LEN = 255
 # How long a request may wait for a pooled connection before the API answers 503: a
 # database that slow is better reported than queued behind.
-_POOL_WAIT_S = 5.0
+POOL_WAIT_S = 5.0
 
 
 def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
@@ -95,14 +90,22 @@ def _unavailable(message: str) -> JSONResponse:
 
 
 class CheckoutApi:
-    def __init__(self, pool: ConnectionPool[Any], admission: Admission, max_waiting: int) -> None:
+    def __init__(
+        self,
+        pool: ConnectionPool[Any],
+        placer: Placer,
+        admission: Admission,
+        max_waiting: int,
+        readers: int = 2,
+    ) -> None:
         self.pool = pool
+        self.placer = placer
         self.admission = admission
-        # Placements waiting for a worker thread: past this the API sheds load with a 429
-        # at once instead of queueing requests (and their memory) behind a slow database.
+        # Placements queued or running: past this the API sheds load with a 429 at once
+        # instead of queueing requests (and their memory) behind a slow database.
         self.max_waiting = max_waiting
         self._waiting = 0
-        self._limiter = anyio.CapacityLimiter(max(1, pool.max_size))
+        self._readers = anyio.CapacityLimiter(readers)
         self.refused: Counter[str] = Counter()
 
     async def _read_body(self, request: Request) -> bytes | None:
@@ -139,7 +142,7 @@ class CheckoutApi:
         created = False
         self._waiting += 1
         try:
-            placed = await anyio.to_thread.run_sync(self._place, req, key, limiter=self._limiter)
+            placed = await self.placer.place(req, key)
             created = placed.created
         except UnknownSku as exc:
             return _invalid([("items", str(exc))])
@@ -147,21 +150,25 @@ class CheckoutApi:
             log.info("idempotency key reused with a different body", idempotency_key=key)
             return _error(422, "idempotency_conflict", str(exc))
         except PoolTimeout:
-            log.warning("no database connection free in time", waited_s=_POOL_WAIT_S)
+            log.warning("no database connection free in time", waited_s=POOL_WAIT_S)
             return _unavailable("the order database is too slow to answer; retry later")
         except psycopg.OperationalError as exc:
             log.warning("order database unavailable", error=str(exc).strip())
             return _unavailable("the order database is unavailable; retry later")
         except Exception:
             log.exception("checkout failed", idempotency_key=key)
-            return _error(500, "internal", "the checkout failed; retry with the same key")
+            return _error(500, "internal", "the checkout failed and nothing was placed")
         finally:
             self._waiting -= 1
             self.admission.done(created)
         if created:
-            log.info("order placed", order_id=str(placed.order_id), origin="api")
+            log.info("order placed", order_id=str(placed.order_id), idempotency_key=key)
         else:
-            log.info("order replayed for its idempotency key", order_id=str(placed.order_id))
+            log.info(
+                "order replayed for its idempotency key",
+                order_id=str(placed.order_id),
+                idempotency_key=key,
+            )
         headers = {"Location": f"/orders/{placed.order_id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
@@ -175,12 +182,8 @@ class CheckoutApi:
         self.refused[refusal.reason] += 1
         return _refused(refusal)
 
-    def _place(self, req: CheckoutRequest, key: str | None) -> PlacedOrder:
-        with self.pool.connection(timeout=_POOL_WAIT_S) as conn:
-            return place_order(conn, req, key)
-
     def _get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
-        with self.pool.connection(timeout=_POOL_WAIT_S) as conn:
+        with self.pool.connection(timeout=POOL_WAIT_S) as conn:
             return Q.one(conn, "get_order", {"order_id": order_id})
 
     async def show(self, request: Request) -> Response:
@@ -190,7 +193,7 @@ class CheckoutApi:
         except ValueError:
             return _invalid([("order_id", f"{raw!r} is not a UUID")])
         try:
-            row = await anyio.to_thread.run_sync(self._get, order_id, limiter=self._limiter)
+            row = await anyio.to_thread.run_sync(self._get, order_id, limiter=self._readers)
         except (PoolTimeout, psycopg.OperationalError) as exc:
             log.warning("order database unavailable", error=str(exc).strip(), order_id=raw)
             return _unavailable("the order database is unavailable; retry later")
@@ -202,8 +205,10 @@ class CheckoutApi:
         return JSONResponse({"status": "ok"})
 
 
-def create_app(pool: ConnectionPool[Any], admission: Admission, max_waiting: int) -> Starlette:
-    api = CheckoutApi(pool, admission, max_waiting)
+def create_app(
+    pool: ConnectionPool[Any], placer: Placer, admission: Admission, max_waiting: int
+) -> Starlette:
+    api = CheckoutApi(pool, placer, admission, max_waiting)
     app = Starlette(
         routes=[
             Route("/orders", api.place, methods=["POST"]),

@@ -27,10 +27,11 @@ from psycopg_pool import ConnectionPool
 from eventing.logging import get_logger
 from eventing.settings import Settings
 from order_svc.admission import Admission, InFlightCap, TokenBucket
-from order_svc.api import CheckoutApi, create_app
+from order_svc.api import POOL_WAIT_S, CheckoutApi, create_app
+from order_svc.placer import Placer
 from order_svc.repository import Q
 
-__all__ = ["admission_from", "bind", "http_api"]
+__all__ = ["admission_from", "bind", "http_api", "serve"]
 
 log = get_logger(__name__)
 
@@ -38,8 +39,11 @@ log = get_logger(__name__)
 # the cap by much, rarely enough that it costs nothing next to the placements.
 _COUNT_EVERY_S = 0.15
 _REFUSALS_LOG_EVERY_S = 5.0
-# Placements queued or running per pooled connection before the API sheds load.
-_WAITING_PER_CONNECTION = 64
+# Placements queued or running per placer before the API sheds load.
+_WAITING_PER_PLACER = 128
+_MAX_BATCH = 64
+# Connections beyond the placers', for GET /orders/{id}.
+_READERS = 2
 
 
 class _ToStructlog(logging.Handler):
@@ -58,14 +62,20 @@ def _route_uvicorn_logs() -> None:
         logger.propagate = False
 
 
-def admission_from(settings: Settings) -> Admission:
-    """The limits of SAGA_HTTP_RATE_LIMIT / _RATE_BURST / _MAX_IN_FLIGHT (0 = off)."""
+def admission_from(settings: Settings, share: int = 1) -> Admission:
+    """The limits of SAGA_HTTP_RATE_LIMIT / _RATE_BURST / _MAX_IN_FLIGHT (0 = off).
+
+    With `share` processes serving the port, each takes its share of the rate and burst.
+    The in-flight cap is not divided: each process counts every saga in the database, and
+    sees the others' admissions at its next refresh.
+    """
     if settings.http_rate_limit < 0 or settings.http_rate_burst < 0:
         raise ValueError("SAGA_HTTP_RATE_LIMIT and SAGA_HTTP_RATE_BURST must be >= 0")
     if settings.http_max_in_flight < 0:
         raise ValueError("SAGA_HTTP_MAX_IN_FLIGHT must be >= 0")
+    burst = max(1, -(-settings.http_rate_burst // share))
     bucket = (
-        TokenBucket(settings.http_rate_limit, max(1, settings.http_rate_burst), time.monotonic)
+        TokenBucket(settings.http_rate_limit / share, burst, time.monotonic)
         if settings.http_rate_limit > 0
         else None
     )
@@ -76,7 +86,9 @@ def admission_from(settings: Settings) -> Admission:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket; OSError (e.g. the port is taken) says which address failed."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be explicit: asyncio sets TCP_NODELAY on accepted connections only when
+    # it is IPPROTO_TCP, and without it every response waits ~40 ms on a delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
@@ -84,8 +96,21 @@ def bind(host: str, port: int) -> socket.socket:
     except OSError:
         sock.close()
         raise
-    sock.set_inheritable(True)
     return sock
+
+
+def _recount(cap: InFlightCap, conn: psycopg.Connection[Any]) -> None:
+    mark = cap.refreshing()
+    cap.refreshed(mark, int(Q.scalar(conn, "count_in_flight")))
+
+
+def _first_count(cap: InFlightCap, dsn: str) -> None:
+    """Count before serving: until then the cap would know only its own admissions."""
+    try:
+        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+            _recount(cap, conn)
+    except psycopg.Error as exc:
+        log.warning("cannot count in-flight sagas yet", error=str(exc).strip())
 
 
 def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings: Settings) -> None:
@@ -99,8 +124,7 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
             if cap is not None:
                 if conn is None or conn.closed:
                     conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-                mark = cap.refreshing()
-                cap.refreshed(mark, int(Q.scalar(conn, "count_in_flight")))
+                _recount(cap, conn)
         except psycopg.Error as exc:
             # The estimate keeps growing with admissions meanwhile, so the cap still holds.
             log.warning("cannot count in-flight sagas; retrying", error=str(exc).strip())
@@ -129,11 +153,12 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
     """Serve the checkout API until `stop`; if it cannot serve, stop the service too."""
     # A new thread starts with empty contextvars: name the service in our log lines again.
     structlog.contextvars.bind_contextvars(service="order")
-    _route_uvicorn_logs()
     address = f"http://{settings.http_host}:{settings.http_port}"
     try:
         if settings.http_db_pool_size < 1:
             raise ValueError("SAGA_HTTP_DB_POOL_SIZE must be at least 1")
+        if settings.http_workers < 0:
+            raise ValueError("SAGA_HTTP_WORKERS must be >= 0")
         admission = admission_from(settings)
     except ValueError as exc:
         log.error("bad checkout API settings; stopping the service", error=str(exc))
@@ -150,16 +175,31 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
         )
         stop.set()
         return
+    if settings.http_workers == 0:
+        serve(settings, stop, sock, admission)
+    else:
+        from order_svc.http_workers import run_workers
+
+        run_workers(settings, stop, sock)
+
+
+def serve(
+    settings: Settings, stop: threading.Event, sock: socket.socket, admission: Admission
+) -> None:
+    """Serve on the listening `sock` until `stop`; stop is set when serving ends anyway."""
+    _route_uvicorn_logs()
+    address = f"http://{settings.http_host}:{settings.http_port}"
     pool: ConnectionPool[Any] = ConnectionPool(
         settings.dsn("order"),
-        min_size=settings.http_db_pool_size,
-        max_size=settings.http_db_pool_size,
+        min_size=settings.http_db_pool_size + _READERS,
+        max_size=settings.http_db_pool_size + _READERS,
         kwargs={"autocommit": True, "connect_timeout": 5},
         open=False,
         name="checkout-api",
     )
     pool.open(wait=False)
-    app = create_app(pool, admission, _WAITING_PER_CONNECTION * settings.http_db_pool_size)
+    placer = Placer(pool, settings.http_db_pool_size, _MAX_BATCH, POOL_WAIT_S)
+    app = create_app(pool, placer, admission, _WAITING_PER_PLACER * settings.http_db_pool_size)
     api: CheckoutApi = app.state.api
     counter = threading.Thread(
         target=_count_in_flight,
@@ -184,12 +224,15 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
         server.should_exit = True
 
     threading.Thread(target=_stop_server, name="http-stopper", daemon=True).start()
+    if admission.cap is not None:
+        _first_count(admission.cap, settings.dsn("order"))
     counter.start()
+    placer.start()
     log.info(
         "checkout API listening",
         address=address,
-        rate_limit_per_s=settings.http_rate_limit or "off",
-        burst=settings.http_rate_burst,
+        rate_limit_per_s=admission.bucket.rate if admission.bucket else "off",
+        burst=admission.bucket.burst if admission.bucket else None,
         max_in_flight=settings.http_max_in_flight or "off",
         db_pool=settings.http_db_pool_size,
     )
@@ -200,6 +243,8 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
     finally:
         stop.set()
         sock.close()
+        # uvicorn has let the requests in progress finish: what is queued is placed first.
+        placer.stop()
         counter.join(timeout=5)
         pool.close()
         log.info("checkout API stopped", address=address)
