@@ -10,7 +10,8 @@ import os
 import time
 import uuid
 
-from confluent_kafka import Consumer, NewTopic, Producer
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.admin import AdminClient
 
 __all__ = ["kafka_produce_consume_rate"]
