@@ -11,8 +11,8 @@ import time
 import uuid
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.cimpl import NewTopic
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 __all__ = ["kafka_produce_consume_rate"]
 
