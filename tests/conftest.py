@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ import pytest
 
 from eventing.settings import Settings, load_settings
 from saga_cli import stack as stack_lib
+from saga_cli.catalog import ensure_schemas
+from tests.e2e.harness import Services
 
 SagaRunner = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -76,3 +78,28 @@ def stack(settings: Settings) -> dict[str, Any]:
             pytrace=False,
         )
     return report
+
+
+# --- the four services as real processes (e2e and chaos suites) ------------------------
+
+
+@pytest.fixture(scope="session")
+def services(
+    stack: dict[str, Any], settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Services]:
+    """All four services, started once per test session; tests restart what they kill."""
+    ensure_schemas(settings, ("order", "inventory", "payment", "fulfillment"))
+    log_dir: Path = tmp_path_factory.mktemp("service-logs")
+    procs = Services(settings, log_dir)
+    procs.start_all()
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture
+def running(services: Services) -> Iterator[Services]:
+    """The services, and after the test every one of them running again."""
+    yield services
+    for s in services.by_name.values():
+        if s.proc is None or s.proc.poll() is not None:
+            s.start()
