@@ -160,11 +160,15 @@ class EventConsumer:
             }
         )
         self._topics = topics
-        self._consumer.subscribe(topics, on_revoke=self._on_revoke)
+        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
     @staticmethod
     def _on_error(err: KafkaError) -> None:
         log.warning("kafka consumer error", error=str(err), fatal=err.fatal())
+
+    @staticmethod
+    def _on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", partitions=len(partitions))
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         # The loop is single-threaded: nothing is in flight while we are in poll, so the
