@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from saga_cli.audit_cmd import audit
+from saga_cli.bench_cmd import bench
 from saga_cli.catalog_cmd import seed, stock
 from saga_cli.demo import demo
 from saga_cli.dlq_cmd import dlq
@@ -22,7 +23,7 @@ def cli() -> None:
     """Operate the checkout saga: local stack, services, orders and their traces."""
 
 
-for command in (stack, run, migrate, seed, stock, order, trace, demo, dlq, fault, audit):
+for command in (stack, run, migrate, seed, stock, order, trace, demo, dlq, fault, audit, bench):
     cli.add_command(command)
 
 

@@ -131,3 +131,23 @@ def ensure_topics(
         # moment to show up with leaders in the metadata: look again shortly either way.
         _create(admin, missing, partitions, min(remaining, 30.0))
         time.sleep(0.2)
+
+
+def groups_assigned(bootstrap: str, groups: Iterable[str], timeout: float = 5.0) -> bool:
+    """True when every group is stable and its members hold partitions: services are ready."""
+    names = list(groups)
+    admin = _admin(bootstrap)  # must outlive the futures: they die with their client
+    try:
+        found = admin.describe_consumer_groups(names, request_timeout=timeout)
+        for future in found.values():
+            group = future.result(timeout)
+            if group.state.name != "STABLE" or not any(
+                m.assignment.topic_partitions for m in group.members
+            ):
+                return False
+    except (KafkaException, TimeoutError):
+        return False
+    return True
+
+
+__all__ += ["groups_assigned"]

@@ -76,3 +76,24 @@ LIMIT %(limit)s
 
 -- name: count_in_flight
 SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')
+
+-- name: bench_progress
+SELECT count(*) AS placed,
+       count(*) FILTER (WHERE status IN ('COMPLETED', 'CANCELLED')) AS terminal
+FROM orders WHERE customer_id = %(customer_id)s
+
+-- name: bench_latency_ms
+SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
+           ORDER BY extract(epoch FROM terminal_at - created_at) * 1000) AS pcts,
+       max(extract(epoch FROM terminal_at - created_at) * 1000) AS max_ms,
+       min(created_at) AS first_placed, max(created_at) AS last_placed,
+       max(terminal_at) AS last_terminal
+FROM orders WHERE customer_id = %(customer_id)s AND terminal_at IS NOT NULL
+
+-- name: bench_completions_between
+SELECT count(*) FROM orders
+WHERE customer_id = %(customer_id)s AND terminal_at BETWEEN %(start)s AND %(end)s
+
+-- name: bench_outcomes
+SELECT status, cancel_reason, count(*) AS n FROM orders
+WHERE customer_id = %(customer_id)s GROUP BY 1, 2 ORDER BY 3 DESC

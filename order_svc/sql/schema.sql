@@ -43,3 +43,4 @@ CREATE TABLE saga_steps (
     payload      jsonb NOT NULL
 );
 CREATE INDEX saga_steps_order ON saga_steps (order_id, occurred_at);
+CREATE INDEX orders_customer ON orders (customer_id, created_at);
