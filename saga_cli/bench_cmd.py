@@ -166,7 +166,7 @@ def bench(
             "postgres": local["postgres"]["pid"],
             "client": os.getpid(),
         }
-        cpu_before = cpu_seconds(groups)
+        cpu_before = cpu_seconds(groups, alone=frozenset({"client"}))
         started = time.monotonic()
 
         def progress(r: LoadResult) -> None:
@@ -200,7 +200,7 @@ def bench(
                 )
 
         done = wait_all_terminal(cfg, customer, len(load.accepted), timeout, report)
-        cpu_after = cpu_seconds(groups)
+        cpu_after = cpu_seconds(groups, alone=frozenset({"client"}))
         elapsed = time.monotonic() - started
         result.update(
             {

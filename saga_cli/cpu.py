@@ -20,8 +20,17 @@ def _own(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _HZ  # utime + stime
 
 
-def cpu_seconds(groups: dict[str, int | None]) -> dict[str, float]:
-    """For each named root pid: CPU seconds of it and its living descendants."""
-    return {
-        name: sum(_own(p) for p in child_pids(pid)) if pid else 0.0 for name, pid in groups.items()
-    }
+def cpu_seconds(
+    groups: dict[str, int | None], alone: frozenset[str] = frozenset()
+) -> dict[str, float]:
+    """For each named root pid: CPU seconds of it and its living descendants (of it alone
+    for the names in `alone`, e.g. a client whose children are measured on their own)."""
+    out = {}
+    for name, pid in groups.items():
+        if not pid:
+            out[name] = 0.0
+        elif name in alone:
+            out[name] = _own(pid)
+        else:
+            out[name] = sum(_own(p) for p in child_pids(pid))
+    return out
