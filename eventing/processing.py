@@ -24,7 +24,7 @@ from eventing.queries import Queries
 from eventing.retry import FORWARD, RetryPolicy
 from eventing.settings import Settings
 from eventing.tx import Handler, Tx
-from shared_events.codec import PoisonMessage, decode
+from shared_events.codec import PoisonMessage, decode, model_from_headers
 from shared_events.envelope import Event, utcnow
 
 __all__ = ["Decoded", "Outcome", "Processor", "decode_record"]
@@ -40,7 +40,12 @@ class Decoded:
     poison: PoisonMessage | None
 
 
-def decode_record(rec: Record) -> Decoded:
+def decode_record(rec: Record, consumes: frozenset[type[Event]] | None = None) -> Decoded:
+    """Decode `rec`; one whose headers name a type we do not consume is not decoded at all."""
+    if consumes is not None:
+        model = model_from_headers(rec.headers)
+        if model is not None and model not in consumes:
+            return Decoded(rec, None, None)
     try:
         return Decoded(rec, decode(rec.value, rec.headers), None)
     except PoisonMessage as exc:
@@ -106,7 +111,7 @@ class Processor:
     # -- a batch ---------------------------------------------------------------------
 
     def process(self, conn: psycopg.Connection[Any], records: list[Record]) -> Outcome:
-        items = [decode_record(r) for r in records]
+        items = [decode_record(r, self.consumes) for r in records]
         try:
             return self._fast(conn, items)
         except _HandlerFailed as failed:
@@ -134,9 +139,8 @@ class Processor:
                     self._dead_letter_poison(conn, d, out)
                     continue
                 ev = d.event
-                assert ev is not None
-                if not self._wanted(d):
-                    out.ignored += 1
+                if ev is None or not self._wanted(d):
+                    out.ignored += 1  # not ours: another service's event on a shared topic
                 elif ev.order_id in blocked:
                     self._park_behind(conn, d, out)
                 elif ev.event_id not in fresh:
@@ -168,8 +172,7 @@ class Processor:
                     self._dead_letter_poison(conn, d, out)
                     continue
                 ev = d.event
-                assert ev is not None
-                if not self._wanted(d):
+                if ev is None or not self._wanted(d):
                     out.ignored += 1
                     continue
                 if ev.order_id in blocked:

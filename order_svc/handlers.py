@@ -68,7 +68,10 @@ def handle(tx: Tx, events: list[Event]) -> None:
         if isinstance(e, OrderPlaced) and e.producer != "order":
             _start_from_event(tx, e)
     current = repo.lock_orders(tx.conn, (e.order_id for e in events))
-    touched = repo.record_steps(tx.conn, events)
+    # Our own OrderPlaced was recorded when the order was placed.
+    touched = repo.record_steps(
+        tx.conn, [e for e in events if not (isinstance(e, OrderPlaced) and e.producer == "order")]
+    )
     if not touched:
         return
     last_event = {e.order_id: e for e in events}

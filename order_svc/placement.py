@@ -22,7 +22,14 @@ from shared_events.envelope import Contract
 from shared_events.order import OrderPlaced, OrderPlacedPayload
 from shared_events.topics import events_topic
 
-__all__ = ["CheckoutRequest", "IdempotencyConflict", "PlacedOrder", "UnknownSku", "place_order"]
+__all__ = [
+    "CheckoutRequest",
+    "IdempotencyConflict",
+    "PlacedOrder",
+    "UnknownSku",
+    "place_order",
+    "place_orders",
+]
 
 
 class CheckoutRequest(Contract):
@@ -132,3 +139,89 @@ def place_order(
         record_steps(conn, [event])
         insert_outbox(conn, [row_for_event(event, events_topic("order"))])
     return PlacedOrder(order_id, "PENDING", created=True)
+
+
+_ORDERS_COPY = (
+    "COPY orders (order_id, status, origin, customer_id, items, total_minor, currency,"
+    " card_token, ship_to, idempotency_key, request_hash) FROM STDIN"
+)
+
+
+def place_orders(
+    conn: psycopg.Connection[Any], requests: list[tuple[CheckoutRequest, str | None]]
+) -> list[PlacedOrder | Exception]:
+    """Place many checkouts in one transaction with a handful of statements.
+
+    Each result is the order or the request's own error (unknown SKU, a key reused with
+    another body). The caller falls back to `place_order` one at a time if the batch as a
+    whole fails, e.g. when a concurrent request took one of its idempotency keys.
+    """
+    hashes = [_request_hash(req) for req, _ in requests]
+    results: list[PlacedOrder | Exception | None] = [None] * len(requests)
+    with conn.transaction():
+        keys = [k for _, k in requests if k]
+        known = (
+            {
+                r["idempotency_key"]: r
+                for r in Q.all(conn, "orders_by_idempotency_keys", {"keys": keys})
+            }
+            if keys
+            else {}
+        )
+        skus = sorted({i.sku for req, _ in requests for i in req.items})
+        prices = {r["sku"]: r for r in Q.all(conn, "prices_for", {"skus": skus})}
+        events: list[OrderPlaced] = []
+        with conn.cursor() as cur, cur.copy(_ORDERS_COPY) as copy:
+            for n, ((req, key), req_hash) in enumerate(zip(requests, hashes, strict=True)):
+                if key and key in known:
+                    row = known[key]
+                    results[n] = (
+                        PlacedOrder(row["order_id"], row["status"], created=False)
+                        if row["request_hash"] == req_hash
+                        else IdempotencyConflict(key)
+                    )
+                    continue
+                unknown = [i.sku for i in req.items if i.sku not in prices]
+                if unknown:
+                    results[n] = UnknownSku(unknown)
+                    continue
+                lines = tuple(
+                    LineItem(sku=i.sku, qty=i.qty, unit_price_minor=prices[i.sku]["price_minor"])
+                    for i in req.items
+                )
+                payload = OrderPlacedPayload(
+                    customer_id=req.customer_id,
+                    items=lines,
+                    total_minor=sum(li.qty * li.unit_price_minor for li in lines),
+                    currency=prices[lines[0].sku]["currency"],
+                    card_token=req.card_token,
+                    ship_to=req.ship_to,
+                )
+                event = OrderPlaced.create(order_id=uuid.uuid4(), producer="order", payload=payload)
+                copy.write_row(
+                    (
+                        event.order_id,
+                        "PENDING",
+                        "api",
+                        req.customer_id,
+                        json.dumps([li.model_dump() for li in lines]),
+                        payload.total_minor,
+                        payload.currency,
+                        req.card_token,
+                        req.ship_to.model_dump_json(),
+                        key,
+                        req_hash,
+                    )
+                )
+                events.append(event)
+                placed = PlacedOrder(event.order_id, "PENDING", created=True)
+                results[n] = placed
+                if key:  # the same key again later in this batch gets this order
+                    known[key] = {
+                        "order_id": event.order_id,
+                        "status": "PENDING",
+                        "request_hash": req_hash,
+                    }
+        record_steps(conn, events)
+        insert_outbox(conn, [row_for_event(e, events_topic("order")) for e in events])
+    return [r for r in results if r is not None]

@@ -22,7 +22,7 @@ from typing import Any
 from psycopg_pool import ConnectionPool
 
 from eventing.logging import get_logger
-from order_svc.placement import CheckoutRequest, PlacedOrder, place_order
+from order_svc.placement import CheckoutRequest, PlacedOrder, place_order, place_orders
 
 __all__ = ["Outcome", "Placer"]
 
@@ -116,6 +116,14 @@ class Placer:
                     return [place_order(conn, job.req, job.key)]
             except Exception as exc:
                 return [exc]
+        try:
+            with self.pool.connection(timeout=self.pool_wait_s) as conn:
+                return list(place_orders(conn, [(job.req, job.key) for job in batch]))
+        except Exception as exc:
+            # E.g. a concurrent request took one of the keys: place them one by one.
+            log.info(
+                "checkout batch replayed one at a time", orders=len(batch), error=str(exc).strip()
+            )
         try:
             with self.pool.connection(timeout=self.pool_wait_s) as conn, conn.transaction():
                 outcomes: list[Outcome] = []

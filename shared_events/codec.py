@@ -27,6 +27,7 @@ __all__ = [
     "decode",
     "encode",
     "header_value",
+    "model_from_headers",
 ]
 
 Headers = list[tuple[str, bytes]]
@@ -117,10 +118,27 @@ def _validation_summary(err: ValidationError) -> str:
     return "; ".join(parts) + more
 
 
+def model_from_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> type[Event] | None:
+    """The model our headers name (event_type, schema_version), if they name a known one."""
+    event_type = header_value(headers, "event_type")
+    version = header_value(headers, "schema_version")
+    if event_type is None or version is None or not version.isdigit():
+        return None
+    return EVENT_MODELS.get((event_type, int(version)))
+
+
 def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None = None) -> Event:
     """Decode a Kafka message value into its event model, or raise a PoisonMessage."""
     if value is None:
         raise NotJson("message has no value (tombstone)")
+    model = model_from_headers(headers)
+    if model is not None:
+        # The headers name the model: one parse. The body's own event_type and
+        # schema_version are literals of that model, so a header that lies fails validation.
+        try:
+            return model.model_validate_json(value)
+        except ValidationError:
+            pass  # fall through for the precise reason (not JSON, other type...)
     try:
         raw = json.loads(value.decode("utf-8"))  # the contract is UTF-8: never guess
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -35,16 +35,6 @@ WHERE order_id = ANY(%(order_ids)s::uuid[])
 ORDER BY order_id
 FOR UPDATE
 
--- name: insert_steps
-INSERT INTO saga_steps (event_id, order_id, event_type, producer, occurred_at, causation_id,
-                        compensation, payload)
-SELECT * FROM unnest(%(event_ids)s::uuid[], %(order_ids)s::uuid[], %(event_types)s::text[],
-                     %(producers)s::text[], %(occurred_ats)s::timestamptz[],
-                     %(causation_ids)s::uuid[], %(compensations)s::boolean[],
-                     %(payloads)s::jsonb[])
-ON CONFLICT (event_id) DO NOTHING
-RETURNING order_id
-
 -- name: step_facts
 SELECT order_id, event_type, payload->>'reason' AS reason
 FROM saga_steps WHERE order_id = ANY(%(order_ids)s::uuid[])
@@ -97,3 +87,7 @@ WHERE customer_id = %(customer_id)s AND terminal_at BETWEEN %(start)s AND %(end)
 -- name: bench_outcomes
 SELECT status, cancel_reason, count(*) AS n FROM orders
 WHERE customer_id = %(customer_id)s GROUP BY 1, 2 ORDER BY 3 DESC
+
+-- name: orders_by_idempotency_keys
+SELECT idempotency_key, order_id, status, request_hash FROM orders
+WHERE idempotency_key = ANY(%(keys)s::text[])
