@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from importlib import resources
 from typing import Any
 
@@ -50,6 +51,12 @@ class Queries:
         if params:
             with conn.cursor() as cur:
                 cur.executemany(self[name], params)
+
+    def copy(self, conn: psycopg.Connection[Any], name: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Rows into a `COPY ... FROM STDIN` query: the cheapest way to insert a batch."""
+        with conn.cursor() as cur, cur.copy(self[name]) as copy:
+            for row in rows:
+                copy.write_row(row)
 
     def one(
         self, conn: psycopg.Connection[Any], name: str, params: Any = None

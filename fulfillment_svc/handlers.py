@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
-
-from psycopg.types.json import Jsonb
 
 from eventing.logging import for_event, get_logger
 from eventing.queries import Queries
@@ -25,23 +24,13 @@ __all__ = ["CONSUMES", "handle"]
 log = get_logger(__name__)
 Q = Queries.load("fulfillment_svc")
 CONSUMES: frozenset[type[Event]] = frozenset({PaymentCharged})
-_COLUMNS = (
-    "order_ids",
-    "shipment_ids",
-    "statuses",
-    "countries",
-    "carriers",
-    "items",
-    "estimated_deliveries",
-    "failure_reasons",
-)
 
 
 def _decide(tx: Tx, e: PaymentCharged) -> tuple[Any, ...]:
     p = e.payload
     plan = plan_shipment(p.ship_to.country, tx.now.date())
     shipment_id = uuid.uuid4()
-    items = Jsonb([i.model_dump() for i in p.items])
+    items = json.dumps([i.model_dump() for i in p.items])
     if isinstance(plan, Unserviceable):
         tx.emit(
             FulfillmentFailed,
@@ -97,10 +86,4 @@ def handle(tx: Tx, events: list[Event]) -> None:
                 continue
             decided.add(e.order_id)
             rows.append(_decide(tx, e))
-    if rows:
-        columns = zip(*rows, strict=True)  # one array per column, for unnest
-        Q.execute(
-            tx.conn,
-            "insert_shipments",
-            {name: list(values) for name, values in zip(_COLUMNS, columns, strict=True)},
-        )
+    Q.copy(tx.conn, "copy_shipments", rows)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from eventing.queries import Queries
 from inventory_svc.domain import Level
@@ -100,19 +100,21 @@ class Book:
             row.dirty = True
 
     def flush(self, conn: Conn) -> None:
-        new = [r for r in self.reservations.values() if r.new]
-        if new:
-            Q.execute(
-                conn,
-                "insert_reservations",
-                {
-                    "reservation_ids": [r.reservation_id for r in new],
-                    "order_ids": [r.order_id for r in new],
-                    "statuses": [r.status for r in new],
-                    "items": [Jsonb([{"sku": s, "qty": q} for s, q in r.lines]) for r in new],
-                    "expires_ats": [r.expires_at for r in new],
-                },
-            )
+        Q.copy(
+            conn,
+            "copy_reservations",
+            (
+                (
+                    r.reservation_id,
+                    r.order_id,
+                    r.status,
+                    json.dumps([{"sku": s, "qty": q} for s, q in r.lines]),
+                    r.expires_at,
+                )
+                for r in self.reservations.values()
+                if r.new
+            ),
+        )
         changed = [r for r in self.reservations.values() if r.dirty and not r.new]
         if changed:
             Q.execute(

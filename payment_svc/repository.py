@@ -70,31 +70,30 @@ class Ledger:
         self.payments[payment.order_id] = payment
 
     def flush(self, conn: Conn) -> None:
-        new = [p for p in self.payments.values() if p.new]
-        if new:
-            Q.execute(
-                conn,
-                "insert_payments",
-                {
-                    "order_ids": [p.order_id for p in new],
-                    "payment_ids": [p.payment_id for p in new],
-                    "statuses": [p.status for p in new],
-                    "amounts": [p.amount_minor for p in new],
-                    "currencies": [p.currency for p in new],
-                    "gateway_refs": [p.gateway_ref for p in new],
-                    "details": [p.detail for p in new],
-                },
-            )
+        Q.copy(
+            conn,
+            "copy_payments",
+            (
+                (
+                    p.order_id,
+                    p.payment_id,
+                    p.status,
+                    p.amount_minor,
+                    p.currency,
+                    p.gateway_ref,
+                    p.detail,
+                )
+                for p in self.payments.values()
+                if p.new
+            ),
+        )
         if self.refunds:
-            Q.execute(
+            Q.copy(
                 conn,
-                "insert_refunds",
-                {
-                    "order_ids": [r.order_id for r in self.refunds],
-                    "refund_ids": [r.refund_id for r in self.refunds],
-                    "amounts": [r.amount_minor for r in self.refunds],
-                    "reasons": [r.reason for r in self.refunds],
-                    "gateway_refs": [r.gateway_ref for r in self.refunds],
-                },
+                "copy_refunds",
+                (
+                    (r.order_id, r.refund_id, r.amount_minor, r.reason, r.gateway_ref)
+                    for r in self.refunds
+                ),
             )
             Q.execute(conn, "mark_refunded_many", {"order_ids": [r.order_id for r in self.refunds]})

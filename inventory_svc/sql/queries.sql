@@ -71,10 +71,8 @@ FROM unnest(%(skus)s::text[], %(on_hand)s::int[], %(reserved)s::int[], %(shipped
      AS u (sku, on_hand, reserved, shipped)
 WHERE s.sku = u.sku
 
--- name: insert_reservations
-INSERT INTO reservations (reservation_id, order_id, status, items, expires_at)
-SELECT * FROM unnest(%(reservation_ids)s::uuid[], %(order_ids)s::uuid[], %(statuses)s::text[],
-                     %(items)s::jsonb[], %(expires_ats)s::timestamptz[])
+-- name: copy_reservations
+COPY reservations (reservation_id, order_id, status, items, expires_at) FROM STDIN
 
 -- name: write_reservations
 UPDATE reservations r SET status = u.status, release_reason = u.release_reason,

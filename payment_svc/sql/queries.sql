@@ -42,16 +42,12 @@ FROM payments WHERE order_id = ANY(%(order_ids)s::uuid[])
 ORDER BY order_id
 FOR UPDATE
 
--- name: insert_payments
-INSERT INTO payments (order_id, payment_id, status, amount_minor, currency, gateway_ref, detail)
-SELECT * FROM unnest(%(order_ids)s::uuid[], %(payment_ids)s::uuid[], %(statuses)s::text[],
-                     %(amounts)s::bigint[], %(currencies)s::text[], %(gateway_refs)s::text[],
-                     %(details)s::text[])
+-- name: copy_payments
+COPY payments (order_id, payment_id, status, amount_minor, currency, gateway_ref, detail)
+FROM STDIN
 
--- name: insert_refunds
-INSERT INTO refunds (order_id, refund_id, amount_minor, reason, gateway_ref)
-SELECT * FROM unnest(%(order_ids)s::uuid[], %(refund_ids)s::uuid[], %(amounts)s::bigint[],
-                     %(reasons)s::text[], %(gateway_refs)s::text[])
+-- name: copy_refunds
+COPY refunds (order_id, refund_id, amount_minor, reason, gateway_ref) FROM STDIN
 
 -- name: mark_refunded_many
 UPDATE payments SET status = 'refunded', updated_at = now()
