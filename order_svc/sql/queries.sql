@@ -74,8 +74,8 @@ FROM orders WHERE customer_id = %(customer_id)s
 
 -- name: bench_latency_ms
 SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
-           ORDER BY extract(epoch FROM terminal_at - created_at) * 1000) AS pcts,
-       max(extract(epoch FROM terminal_at - created_at) * 1000) AS max_ms,
+           ORDER BY extract(epoch FROM terminal_at - created_at)::float8 * 1000) AS pcts,
+       max(extract(epoch FROM terminal_at - created_at))::float8 * 1000 AS max_ms,
        min(created_at) AS first_placed, max(created_at) AS last_placed,
        max(terminal_at) AS last_terminal
 FROM orders WHERE customer_id = %(customer_id)s AND terminal_at IS NOT NULL
