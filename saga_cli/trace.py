@@ -178,19 +178,26 @@ def _blocker_line(b: dict[str, Any]) -> str:
     )
 
 
-def render_trace(t: dict[str, Any]) -> str:
+def render_status(t: dict[str, Any]) -> str:
     reason = f" ({t['cancel_reason']})" if t["cancel_reason"] else ""
-    out = [f"order {t['order_id']}  {t['status']}{reason}"]
-    if t["duration_ms"] is not None:
-        out[0] += f"  in {t['duration_ms']:.0f} ms"
-    out.append(f"  {'TIME (UTC)':<15} {'+STEP':>9}  {'PRODUCER':<12} {'EVENT':<19} FACTS")
-    for e in t["events"]:
-        delta = f"+{e['since_previous_ms']:.0f} ms" if e["since_previous_ms"] is not None else ""
-        mark = "↩ " if e["compensation"] else "  "
-        out.append(
-            f"  {e['occurred_at'][11:23]:<15} {delta:>9}  {e['producer']:<12} "
-            f"{mark}{e['event_type']:<17} {e['facts']}"
-        )
+    line = f"order {t['order_id']}  {t['status']}{reason}"
+    return line + (f"  in {t['duration_ms']:.0f} ms" if t["duration_ms"] is not None else "")
+
+
+COLUMNS = f"  {'TIME (UTC)':<15} {'+STEP':>9}  {'PRODUCER':<12} {'EVENT':<19} FACTS"
+
+
+def render_event(e: dict[str, Any]) -> str:
+    delta = f"+{e['since_previous_ms']:.0f} ms" if e["since_previous_ms"] is not None else ""
+    mark = "↩ " if e["compensation"] else "  "
+    return (
+        f"  {e['occurred_at'][11:23]:<15} {delta:>9}  {e['producer']:<12} "
+        f"{mark}{e['event_type']:<17} {e['facts']}"
+    )
+
+
+def render_trace(t: dict[str, Any]) -> str:
+    out = [render_status(t), COLUMNS, *(render_event(e) for e in t["events"])]
     if t["status"] not in ("COMPLETED", "CANCELLED"):
         out.append(f"  waiting {t['waiting_s']:.1f}s for:")
         out.extend(f"    - {w}" for w in t["waiting_for"])

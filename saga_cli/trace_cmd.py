@@ -10,7 +10,14 @@ import click
 
 from saga_cli.db import connect, settings
 from saga_cli.durations import as_seconds, format_duration
-from saga_cli.trace import build_trace, render_trace, stuck_orders
+from saga_cli.trace import (
+    COLUMNS,
+    build_trace,
+    render_event,
+    render_status,
+    render_trace,
+    stuck_orders,
+)
 
 __all__ = ["trace"]
 
@@ -67,16 +74,22 @@ def trace(
         if not follow:
             click.echo(json.dumps(t) if as_json else render_trace(t))
             return
-        shown = 0
+        # One line per step as it happens; the status and what is awaited when it changes.
+        shown, said = 0, ""
+        if not as_json:
+            click.echo(COLUMNS)
         while True:
-            if as_json:
-                for e in t["events"][shown:]:
-                    click.echo(json.dumps(e))
-            else:
-                text = render_trace(t).splitlines()
-                click.echo("\n".join(text if shown == 0 else text[2 + shown :]))
+            for e in t["events"][shown:]:
+                click.echo(json.dumps(e) if as_json else render_event(e))
             shown = len(t["events"])
-            if t["status"] in ("COMPLETED", "CANCELLED"):
+            state = render_status(t) + " | waiting for: " + "; ".join(t["waiting_for"])
+            terminal = t["status"] in ("COMPLETED", "CANCELLED")
+            if not as_json and state != said:
+                click.echo(render_status(t) if terminal else f"  ... {state}")
+                said = state
+            if terminal:
+                if as_json:
+                    click.echo(json.dumps({k: v for k, v in t.items() if k != "events"}))
                 return
             time.sleep(0.5)
             new = build_trace(conn, cfg, order_id)
