@@ -21,9 +21,20 @@ pytestmark = pytest.mark.e2e
 
 def flash_sale(run_saga: SagaRunner, services: Services, orders: int) -> dict[str, Any]:
     out = run_saga(
-        "bench", "--flash-sale", "--orders", str(orders), "--no-limits", "--json",
-        "--concurrency", "64", "--url", f"http://127.0.0.1:{services.http_port}",
-        "--timeout", "300", env={**os.environ, "SAGA_LOG_LEVEL": "WARNING"}, timeout=600,
+        "bench",
+        "--flash-sale",
+        "--orders",
+        str(orders),
+        "--no-limits",
+        "--json",
+        "--concurrency",
+        "64",
+        "--url",
+        f"http://127.0.0.1:{services.http_port}",
+        "--timeout",
+        "300",
+        env={**os.environ, "SAGA_LOG_LEVEL": "WARNING"},
+        timeout=600,
     )
     assert out.stdout, out.stderr
     result = json.loads(out.stdout)
