@@ -105,8 +105,10 @@ class Settings:
     http_max_in_flight: int = 5000
     http_db_pool_size: int = 8
     # 0: the API runs in the order service's own process; N: in N processes of its own
-    # sharing the port, so that it does not compete with the consumer for one GIL.
-    http_workers: int = 0
+    # sharing the port, so that it does not compete with the consumer for one GIL. One is
+    # the measured best on 2 cores: at 500 checkouts/s, p99 1.0 s with 1 against a growing
+    # backlog with 0 (the consumer starved of the GIL) and with 2 (one process too many).
+    http_workers: int = 1
 
     def dsn(self, service: str) -> str:
         try:
@@ -145,5 +147,5 @@ def load_settings() -> Settings:
         http_rate_burst=_env_int("SAGA_HTTP_RATE_BURST", 500),
         http_max_in_flight=_env_int("SAGA_HTTP_MAX_IN_FLIGHT", 5000),
         http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
-        http_workers=_env_int("SAGA_HTTP_WORKERS", 0),
+        http_workers=_env_int("SAGA_HTTP_WORKERS", 1),
     )
