@@ -24,7 +24,7 @@ from eventing.queries import Queries
 from eventing.retry import FORWARD, RetryPolicy
 from eventing.settings import Settings
 from eventing.tx import Handler, Tx
-from shared_events.codec import PoisonMessage, decode, model_from_headers
+from shared_events.codec import PoisonMessage, decode, header_value, model_from_headers
 from shared_events.envelope import Event, utcnow
 
 __all__ = ["Decoded", "Outcome", "Processor", "decode_record"]
@@ -40,8 +40,13 @@ class Decoded:
     poison: PoisonMessage | None
 
 
-def decode_record(rec: Record, consumes: frozenset[type[Event]] | None = None) -> Decoded:
-    """Decode `rec`; one whose headers name a type we do not consume is not decoded at all."""
+def decode_record(
+    rec: Record, consumes: frozenset[type[Event]] | None = None, service: str | None = None
+) -> Decoded:
+    """Decode `rec`; one whose headers name a type we do not consume, or that we produced
+    ourselves (a service has already recorded what it emits), is not decoded at all."""
+    if service is not None and header_value(rec.headers, "producer") == service:
+        return Decoded(rec, None, None)
     if consumes is not None:
         model = model_from_headers(rec.headers)
         if model is not None and model not in consumes:
@@ -111,7 +116,7 @@ class Processor:
     # -- a batch ---------------------------------------------------------------------
 
     def process(self, conn: psycopg.Connection[Any], records: list[Record]) -> Outcome:
-        items = [decode_record(r, self.consumes) for r in records]
+        items = [decode_record(r, self.consumes, self.service) for r in records]
         try:
             return self._fast(conn, items)
         except _HandlerFailed as failed:

@@ -33,11 +33,13 @@ class Relay:
         batch: int = 2000,
         retention_s: float = 3600.0,
         idle_poll_s: float = 1.0,
+        inbox_retention_s: float = 7 * 86400.0,
     ) -> None:
         self.dsn = dsn
         self.producer = producer
         self.batch = batch
         self.retention_s = retention_s
+        self.inbox_retention_s = inbox_retention_s
         self.idle_poll_s = idle_poll_s
         self.published = 0
         self._last_prune = 0.0
@@ -74,11 +76,22 @@ class Relay:
         return len(sent) if len(sent) == len(rows) else -1
 
     def prune(self, conn: psycopg.Connection[Any]) -> None:
-        if time.monotonic() - self._last_prune > 30:
-            self._last_prune = time.monotonic()
-            deleted = Q.execute(conn, "outbox_prune", {"retention_s": self.retention_s})
-            if deleted:
-                log.debug("outbox pruned", rows=deleted)
+        """Sent outbox rows past their retention, and inbox entries past theirs, in chunks
+        until none is left: under sustained load more accrue per period than one chunk."""
+        if time.monotonic() - self._last_prune < 10:
+            return
+        self._last_prune = time.monotonic()
+        for query, retention in (
+            ("outbox_prune", self.retention_s),
+            ("inbox_prune", self.inbox_retention_s),
+        ):
+            total = 0
+            while (n := Q.execute(conn, query, {"retention_s": retention})) > 0:
+                total += n
+                if n < 10_000:
+                    break
+            if total:
+                log.debug("pruned", query=query, rows=total)
 
     def run(self, stop: threading.Event) -> None:
         """Publish until `stop`; survives database and broker outages with backoff."""

@@ -201,7 +201,12 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
     policies = {t: COMPENSATION for t in spec.compensations}
     processor = Processor(spec.name, spec.consumes, spec.handle, settings, policies)
     producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
-    relay = Relay(dsn, producer, retention_s=settings.outbox_retention_s)
+    relay = Relay(
+        dsn,
+        producer,
+        retention_s=settings.outbox_retention_s,
+        inbox_retention_s=settings.inbox_retention_s,
+    )
     retrier = Retrier(processor)
     threads = [
         threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True),

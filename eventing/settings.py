@@ -109,6 +109,9 @@ class Settings:
     # the measured best on 2 cores: at 500 checkouts/s, p99 1.0 s with 1 against a growing
     # backlog with 0 (the consumer starved of the GIL) and with 2 (one process too many).
     http_workers: int = 1
+    # An inbox entry guards against a redelivery: keep it as long as Kafka keeps the event
+    # (the broker's default retention is 7 days).
+    inbox_retention_s: float = 7 * 86400.0
 
     def dsn(self, service: str) -> str:
         try:
@@ -148,4 +151,5 @@ def load_settings() -> Settings:
         http_max_in_flight=_env_int("SAGA_HTTP_MAX_IN_FLIGHT", 5000),
         http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
         http_workers=_env_int("SAGA_HTTP_WORKERS", 1),
+        inbox_retention_s=_env_float("SAGA_INBOX_RETENTION_S", 7 * 86400.0),
     )

@@ -92,6 +92,7 @@ def encode(event: Event) -> KafkaRecord:
         ("event_type", event.event_type.encode()),
         ("schema_version", str(event.schema_version).encode()),
         ("event_id", str(event.event_id).encode()),
+        ("producer", event.producer.encode()),
     ]
     if event.traceparent:
         headers.append(("traceparent", event.traceparent.encode()))

@@ -99,3 +99,11 @@ RETURNING seq, event_id, order_id, event_type
 SELECT seq, event_id, event_type, state, attempts, error_kind, last_error, first_failed_at,
        last_failed_at, next_attempt_at, parked_at
 FROM parked WHERE order_id = %(order_id)s ORDER BY seq
+
+-- name: inbox_prune
+DELETE FROM inbox
+WHERE event_id IN (
+    SELECT event_id FROM inbox
+    WHERE consumed_at < now() - make_interval(secs => %(retention_s)s)
+    LIMIT 10000
+)

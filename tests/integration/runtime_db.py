@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,9 +10,12 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from eventing.migrations import apply_migrations
+from eventing.migrations import apply_migrations, load_migrations
 
-TEMPLATE = "saga_test_runtime_template"
+# Named after the runtime's migrations, so a changed schema gets a template of its own.
+TEMPLATE = "saga_test_runtime_" + hashlib.sha256(
+    "".join(m.sql for m in load_migrations("eventing")).encode()
+).hexdigest()[:12]
 TEST_TABLE = """
 CREATE TABLE effects (
     event_id uuid PRIMARY KEY,
