@@ -13,9 +13,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from eventing.migrations import apply_migrations, load_migrations
 
 # Named after the runtime's migrations, so a changed schema gets a template of its own.
-TEMPLATE = "saga_test_runtime_" + hashlib.sha256(
-    "".join(m.sql for m in load_migrations("eventing")).encode()
-).hexdigest()[:12]
+TEMPLATE = (
+    "saga_test_runtime_"
+    + hashlib.sha256("".join(m.sql for m in load_migrations("eventing")).encode()).hexdigest()[:12]
+)
 TEST_TABLE = """
 CREATE TABLE effects (
     event_id uuid PRIMARY KEY,
