@@ -1,6 +1,6 @@
 -- Run once by the postgres:15 image on a new volume (compose.yaml mounts it into
 -- /docker-entrypoint-initdb.d). The same roles and rules as `saga stack up` creates
--- (saga_cli/stack.py, _provision): one login role and one database per service, and a
+-- (saga_cli/stack/postgres.py, provision): one login role and one database per service, and a
 -- role can connect to its own database only.
 CREATE ROLE order_svc LOGIN PASSWORD 'order_svc';
 CREATE DATABASE order_db OWNER order_svc;
