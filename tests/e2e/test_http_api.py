@@ -473,7 +473,12 @@ def test_api_workers_share_the_port_and_die_with_the_service(
                 return False
             return True
 
-    wait_for("the workers to die with the service and free the port", port_free, timeout=30)
+    # A worker stops gracefully (up to uvicorn's 10 s plus the placer's drain): generous on
+    # a loaded machine, and the workers' log in the message if it is not enough.
+    try:
+        wait_for("the workers to die with the service and free the port", port_free, timeout=90)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nworkers' log:\n{log_path.read_text()[-4000:]}") from None
     wait_terminal(settings, uuid.UUID(order_id))
 
 
