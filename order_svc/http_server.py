@@ -12,6 +12,7 @@ while refusing every checkout.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import threading
@@ -149,6 +150,27 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
         conn.close()
 
 
+# After a crash, the previous instance's API worker may hold the port for a few seconds
+# while it stops (it dies with its service, gracefully): wait that long before giving up.
+BIND_GRACE_S = 15.0
+
+
+def _bind_when_free(host: str, port: int, address: str, stop: threading.Event) -> socket.socket:
+    deadline = time.monotonic() + BIND_GRACE_S
+    while True:
+        try:
+            return bind(host, port)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline or stop.is_set():
+                raise
+            log.warning(
+                "checkout API port busy; waiting for it (a previous instance may "
+                "still be stopping)",
+                address=address,
+            )
+            stop.wait(1.0)
+
+
 def http_api(settings: Settings, stop: threading.Event) -> None:
     """Serve the checkout API until `stop`; if it cannot serve, stop the service too."""
     # A new thread starts with empty contextvars: name the service in our log lines again.
@@ -165,7 +187,7 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
         stop.set()
         return
     try:
-        sock = bind(settings.http_host, settings.http_port)
+        sock = _bind_when_free(settings.http_host, settings.http_port, address, stop)
     except OSError as exc:
         log.error(
             "cannot listen for the checkout API; stopping the service "
