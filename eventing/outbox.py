@@ -34,14 +34,27 @@ def row_for_event(event: Event, topic: str) -> OutboxRow:
     )
 
 
+def _encode_value(v: bytes) -> str:
+    try:
+        return "t:" + v.decode("utf-8")
+    except UnicodeDecodeError:
+        return base64.b64encode(v).decode()
+
+
+def _decode_value(v: str) -> bytes:
+    return v[2:].encode() if v.startswith("t:") else base64.b64decode(v)
+
+
 def encode_headers(headers: list[tuple[str, bytes]]) -> str:
-    # Header values are arbitrary bytes (a poison message's may not be UTF-8): base64 in JSON.
-    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+    """Header values as JSON strings: UTF-8 text as `t:<text>` (the common case, cheap both
+    ways), anything else (a poison message's headers may be any bytes) as base64, which
+    never contains a colon."""
+    return json.dumps([[k, _encode_value(v)] for k, v in headers])
 
 
 def decode_headers(raw: Any) -> list[tuple[str, bytes]]:
     items = json.loads(raw) if isinstance(raw, str | bytes) else raw
-    return [(k, base64.b64decode(v)) for k, v in items or []]
+    return [(k, _decode_value(v)) for k, v in items or []]
 
 
 _COPY = "COPY outbox (topic, key, value, headers, order_id, event_id, event_type) FROM STDIN"

@@ -46,17 +46,12 @@ class Relay:
 
     def publish_once(self, conn: psycopg.Connection[Any]) -> int:
         """Publish up to one batch; returns how many rows were marked sent."""
-        rows = Q.all(conn, "outbox_unsent", {"limit": self.batch})
+        rows = Q.rows(conn, "outbox_unsent", {"limit": self.batch})
         if not rows:
             return 0
         records = [
-            (
-                r["topic"],
-                bytes(r["key"]) if r["key"] is not None else None,
-                bytes(r["value"]),
-                decode_headers(r["headers"]),
-            )
-            for r in rows
+            (topic, bytes(key) if key is not None else None, bytes(value), decode_headers(headers))
+            for _id, topic, key, value, headers in rows
         ]
         errors = self.producer.produce_all(records)
         sent: list[int] = []
@@ -65,11 +60,11 @@ class Relay:
                 log.warning(
                     "outbox publish failed; will retry",
                     error=err,
-                    topic=row["topic"],
+                    topic=row[1],
                     pending=len(rows) - len(sent),
                 )
                 break
-            sent.append(row["id"])
+            sent.append(row[0])
         if sent:
             Q.execute(conn, "outbox_mark_sent", {"ids": sent})
         self.published += len(sent)

@@ -58,3 +58,16 @@ def test_every_package_ships_numbered_migrations_and_queries(package: str) -> No
     migrations = load_migrations(package)
     assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
     assert Queries.load(package).names()
+
+
+def test_outbox_headers_round_trip_text_binary_and_legacy_base64() -> None:
+    import base64
+    import json
+
+    from eventing.outbox import decode_headers, encode_headers
+
+    headers = [("event_type", b"OrderPlaced"), ("raw", b"\xff\x00\x01"), ("empty", b"")]
+    assert decode_headers(encode_headers(headers)) == headers
+    assert json.loads(encode_headers(headers))[0] == ["event_type", "t:OrderPlaced"]
+    legacy = json.dumps([["k", base64.b64encode(b"v:1").decode()]])
+    assert decode_headers(legacy) == [("k", b"v:1")]
