@@ -17,7 +17,7 @@ import psycopg
 from eventing.crashpoints import maybe_crash
 from eventing.errors import classify
 from eventing.kafka.clients import Record
-from eventing.logging import bound_event, get_logger
+from eventing.logging import bound_event, for_event, get_logger
 from eventing.outbox import OutboxRow, insert_outbox
 from eventing.parking import Parking, error_text, poison_event_id
 from eventing.queries import Queries
@@ -47,12 +47,11 @@ def decode_record(
     ourselves (a service has already recorded what it emits), is not decoded at all."""
     if service is not None and header_value(rec.headers, "producer") == service:
         return Decoded(rec, None, None)
-    if consumes is not None:
-        model = model_from_headers(rec.headers)
-        if model is not None and model not in consumes:
-            return Decoded(rec, None, None)
+    model = model_from_headers(rec.headers)
+    if consumes is not None and model is not None and model not in consumes:
+        return Decoded(rec, None, None)
     try:
-        return Decoded(rec, decode(rec.value, rec.headers), None)
+        return Decoded(rec, decode(rec.value, rec.headers, model), None)
     except PoisonMessage as exc:
         return Decoded(rec, None, exc)
 
@@ -126,29 +125,47 @@ class Processor:
             return self._slow(conn, items)
 
     def _wanted(self, d: Decoded) -> bool:
-        return d.event is not None and type(d.event) in self.consumes
+        # A service has already recorded what it emits: its own events are never handled
+        # (usually dropped before decoding, by their `producer` header).
+        return (
+            d.event is not None
+            and type(d.event) in self.consumes
+            and d.event.producer != self.service
+        )
+
+    def _triage(
+        self, conn: psycopg.Connection[Any], d: Decoded, blocked: set[uuid.UUID], out: Outcome
+    ) -> Event | None:
+        """Set aside what must not be handled now; return the event to handle, if any."""
+        if d.poison is not None:
+            self._dead_letter_poison(conn, d, out)
+            return None
+        if d.event is None or not self._wanted(d):
+            out.ignored += 1  # not ours: another service's event on a shared topic
+            return None
+        if d.event.order_id in blocked:
+            self._park_behind(conn, d, out)
+            return None
+        return d.event
+
+    def _blocked(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> set[uuid.UUID]:
+        wanted = {d.event.order_id for d in items if d.event is not None and self._wanted(d)}
+        return self.parking.blocking_orders(conn, wanted)
 
     def _fast(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
         out = Outcome()
         with conn.transaction():
-            events = [d.event for d in items if d.event is not None and self._wanted(d)]
-            blocked = self.parking.blocking_orders(conn, {e.order_id for e in events})
-            claim_ids = list({e.event_id for e in events if e.order_id not in blocked})
+            blocked = self._blocked(conn, items)
+            events = [ev for d in items if (ev := self._triage(conn, d, blocked, out))]
             fresh: set[uuid.UUID] = set()
-            if claim_ids:
-                rows = Q.all(conn, "inbox_claim_many", {"event_ids": claim_ids})
+            if events:
+                rows = Q.all(
+                    conn, "inbox_claim_many", {"event_ids": list({e.event_id for e in events})}
+                )
                 fresh = {r["event_id"] for r in rows}
             fresh_events: list[Event] = []
-            for d in items:
-                if d.poison is not None:
-                    self._dead_letter_poison(conn, d, out)
-                    continue
-                ev = d.event
-                if ev is None or not self._wanted(d):
-                    out.ignored += 1  # not ours: another service's event on a shared topic
-                elif ev.order_id in blocked:
-                    self._park_behind(conn, d, out)
-                elif ev.event_id not in fresh:
+            for ev in events:
+                if ev.event_id not in fresh:
                     out.duplicates += 1
                 else:
                     fresh.discard(ev.event_id)  # a second copy in this batch is a duplicate
@@ -170,20 +187,12 @@ class Processor:
     def _slow(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
         out = Outcome()
         with conn.transaction():
-            events = [d.event for d in items if d.event is not None and self._wanted(d)]
-            blocked = self.parking.blocking_orders(conn, {e.order_id for e in events})
+            blocked = self._blocked(conn, items)
             for d in items:
-                if d.poison is not None:
-                    self._dead_letter_poison(conn, d, out)
+                ev = self._triage(conn, d, blocked, out)
+                if ev is None:
                     continue
-                ev = d.event
-                if ev is None or not self._wanted(d):
-                    out.ignored += 1
-                    continue
-                if ev.order_id in blocked:
-                    self._park_behind(conn, d, out)
-                    continue
-                with bound_event(ev.order_id, ev.event_id, ev.event_type):
+                with for_event(ev):
                     try:
                         with conn.transaction():
                             if self.apply_one(conn, ev):
@@ -246,7 +255,7 @@ class Processor:
             delay_s=0,
             now=utcnow(),
         )
-        with bound_event(ev.order_id, ev.event_id, ev.event_type):
+        with for_event(ev):
             log.info("parked behind an earlier message of the same order")
         out.parked += 1
 

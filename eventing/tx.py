@@ -48,9 +48,6 @@ class Tx:
         self.rows.append(row_for_event(event, events_topic(self.service)))
         return event
 
-    def emit_event(self, event: Event) -> None:
-        self.rows.append(row_for_event(event, events_topic(self.service)))
-
 
 # A service handles a list of events, in consumption order, inside one transaction: a batch
 # on the fast path, a list of one on the slow path and in retries. One function serves both,

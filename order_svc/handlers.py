@@ -8,30 +8,17 @@ from eventing.logging import for_event, get_logger
 from eventing.tx import Tx
 from order_svc import repository as repo
 from order_svc.domain import derive_status
+from shared_events.codec import PRODUCER_OF
 from shared_events.envelope import Event
-from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
-from shared_events.inventory import InventoryRejected, InventoryReleased, InventoryReserved
 from shared_events.order import OrderPlaced
-from shared_events.payment import PaymentCharged, PaymentFailed, PaymentRefunded
 
 __all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
 Q = repo.Q
 
-CONSUMES: frozenset[type[Event]] = frozenset(
-    {
-        OrderPlaced,
-        InventoryReserved,
-        InventoryRejected,
-        InventoryReleased,
-        PaymentCharged,
-        PaymentFailed,
-        PaymentRefunded,
-        ShipmentScheduled,
-        FulfillmentFailed,
-    }
-)
+# The saga record holds every event of the order, whoever produced it.
+CONSUMES: frozenset[type[Event]] = frozenset(PRODUCER_OF)
 
 
 def _start_from_event(tx: Tx, event: OrderPlaced) -> None:
@@ -46,11 +33,7 @@ def _start_from_event(tx: Tx, event: OrderPlaced) -> None:
         "card_token": p.card_token,
         "ship_to": Jsonb(p.ship_to.model_dump(mode="json")),
     }
-    created = Q.scalar(
-        tx.conn,
-        "insert_order",
-        {**details, "origin": "event", "idempotency_key": None, "request_hash": None},
-    )
+    created = Q.scalar(tx.conn, "insert_order_from_event", details)
     if created is None:
         Q.execute(tx.conn, "fill_order_details", details)  # fills a stub, if it is one
     else:
@@ -64,14 +47,13 @@ def handle(tx: Tx, events: list[Event]) -> None:
     Events of one order arrive from four topics in no set order, which is why the status
     is recomputed from the set of facts rather than moved along by each event.
     """
+    # The runtime never hands a service its own events: an OrderPlaced here comes from
+    # another system (ours was recorded when the order was placed).
     for e in events:
-        if isinstance(e, OrderPlaced) and e.producer != "order":
+        if isinstance(e, OrderPlaced):
             _start_from_event(tx, e)
     current = repo.lock_orders(tx.conn, (e.order_id for e in events))
-    # Our own OrderPlaced was recorded when the order was placed.
-    touched = repo.record_steps(
-        tx.conn, [e for e in events if not (isinstance(e, OrderPlaced) and e.producer == "order")]
-    )
+    touched = repo.record_steps(tx.conn, events)
     if not touched:
         return
     last_event = {e.order_id: e for e in events}

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from psycopg.types.json import Jsonb
 from pydantic import Field, model_validator
 
 from eventing.outbox import insert_outbox, row_for_event
@@ -80,65 +79,29 @@ def _request_hash(req: CheckoutRequest) -> str:
 
 
 def _existing(conn: psycopg.Connection[Any], key: str, req_hash: str) -> PlacedOrder | None:
-    row = Q.one(conn, "order_by_idempotency_key", {"key": key})
-    if row is None:
+    rows = Q.all(conn, "orders_by_idempotency_keys", {"keys": [key]})
+    if not rows:
         return None
-    if row["request_hash"] != req_hash:
+    if rows[0]["request_hash"] != req_hash:
         raise IdempotencyConflict(key)
-    return PlacedOrder(row["order_id"], row["status"], created=False)
+    return PlacedOrder(rows[0]["order_id"], rows[0]["status"], created=False)
 
 
 def place_order(
     conn: psycopg.Connection[Any], req: CheckoutRequest, idempotency_key: str | None = None
 ) -> PlacedOrder:
-    req_hash = _request_hash(req)
-    with conn.transaction():
-        if idempotency_key and (found := _existing(conn, idempotency_key, req_hash)):
-            return found
-        skus = [i.sku for i in req.items]
-        prices = {r["sku"]: r for r in Q.all(conn, "prices_for", {"skus": skus})}
-        unknown = [s for s in skus if s not in prices]
-        if unknown:
-            raise UnknownSku(unknown)
-        lines = tuple(
-            LineItem(sku=i.sku, qty=i.qty, unit_price_minor=prices[i.sku]["price_minor"])
-            for i in req.items
-        )
-        order_id = uuid.uuid4()
-        payload = OrderPlacedPayload(
-            customer_id=req.customer_id,
-            items=lines,
-            total_minor=sum(li.qty * li.unit_price_minor for li in lines),
-            currency=prices[skus[0]]["currency"],
-            card_token=req.card_token,
-            ship_to=req.ship_to,
-        )
-        event = OrderPlaced.create(order_id=order_id, producer="order", payload=payload)
-        inserted = Q.scalar(
-            conn,
-            "insert_order",
-            {
-                "order_id": order_id,
-                "origin": "api",
-                "customer_id": req.customer_id,
-                "items": Jsonb([li.model_dump() for li in lines]),
-                "total_minor": payload.total_minor,
-                "currency": payload.currency,
-                "card_token": req.card_token,
-                "ship_to": Jsonb(req.ship_to.model_dump(mode="json")),
-                "idempotency_key": idempotency_key,
-                "request_hash": req_hash,
-            },
-        )
-        if inserted is None:
-            # A concurrent request with the same key won the race: answer with its order.
-            assert idempotency_key is not None
-            found = _existing(conn, idempotency_key, req_hash)
-            assert found is not None
-            return found
-        record_steps(conn, [event])
-        insert_outbox(conn, [row_for_event(event, events_topic("order"))])
-    return PlacedOrder(order_id, "PENDING", created=True)
+    """One checkout: `place_orders` of one, plus the race a batch leaves to its caller."""
+    try:
+        (result,) = place_orders(conn, [(req, idempotency_key)])
+    except psycopg.errors.UniqueViolation:
+        # A concurrent request with the same key committed first: answer with its order.
+        found = _existing(conn, idempotency_key, _request_hash(req)) if idempotency_key else None
+        if found is None:
+            raise
+        return found
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 _ORDERS_COPY = (

@@ -128,11 +128,17 @@ def model_from_headers(headers: Sequence[tuple[str, bytes | None]] | None) -> ty
     return EVENT_MODELS.get((event_type, int(version)))
 
 
-def decode(value: bytes | None, headers: Sequence[tuple[str, bytes | None]] | None = None) -> Event:
-    """Decode a Kafka message value into its event model, or raise a PoisonMessage."""
+def decode(
+    value: bytes | None,
+    headers: Sequence[tuple[str, bytes | None]] | None = None,
+    model: type[Event] | None = None,
+) -> Event:
+    """Decode a Kafka message value into its event model, or raise a PoisonMessage.
+
+    `model` is what the headers name, when the caller has looked already."""
     if value is None:
         raise NotJson("message has no value (tombstone)")
-    model = model_from_headers(headers)
+    model = model or model_from_headers(headers)
     if model is not None:
         # The headers name the model: one parse. The body's own event_type and
         # schema_version are literals of that model, so a header that lies fails validation.

@@ -19,7 +19,6 @@ from confluent_kafka.cimpl import NewTopic
 __all__ = [
     "KafkaAdminError",
     "ensure_topics",
-    "kafka_healthy",
     "topic_partitions",
 ]
 
@@ -67,15 +66,6 @@ def topic_partitions(bootstrap: str, timeout: float = 5.0) -> dict[str, int]:
     except KafkaException as exc:
         raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
-
-
-def kafka_healthy(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True when a broker at `bootstrap` answers a metadata request within `timeout`."""
-    try:
-        topic_partitions(bootstrap, timeout)
-    except KafkaAdminError:
-        return False
-    return True
 
 
 def _create(admin: AdminClient, topics: list[str], partitions: int, timeout: float) -> None:

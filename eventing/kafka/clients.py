@@ -16,7 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from eventing.logging import get_logger
 
-__all__ = ["BrokerError", "EventConsumer", "EventProducer", "Record"]
+__all__ = ["EventConsumer", "EventProducer", "Record"]
 
 log = get_logger(__name__)
 
@@ -32,10 +32,6 @@ class _ToStructlog(logging.Handler):
 _KAFKA_LOGGER = logging.getLogger("checkout_saga.librdkafka")
 _KAFKA_LOGGER.addHandler(_ToStructlog())
 _KAFKA_LOGGER.propagate = False
-
-
-class BrokerError(Exception):
-    """The broker could not be reached or refused a request; usually transient."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,18 +109,6 @@ class EventProducer:
             return results
         self._producer.flush(timeout_s)
         return results
-
-    def produce_one(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: list[tuple[str, bytes]] | None = None,
-        timeout_s: float = 30.0,
-    ) -> None:
-        (err,) = self.produce_all([(topic, key, value, headers or [])], timeout_s)
-        if err:
-            raise BrokerError(f"could not deliver to {topic}: {err}")
 
     def close(self, timeout_s: float = 10.0) -> None:
         self._producer.flush(timeout_s)
@@ -226,27 +210,6 @@ class EventConsumer:
         except KafkaException as exc:
             # Partition revoked meanwhile: the new owner re-delivers, the inbox dedupes.
             log.info("offset store skipped", error=str(exc))
-
-    def rewind(self, records: Sequence[Record]) -> None:
-        """Seek back to the first of `records` per partition, to process them again."""
-        first: dict[tuple[str, int], int] = {}
-        for r in records:
-            key = (r.topic, r.partition)
-            first[key] = min(first.get(key, r.offset), r.offset)
-        for (topic, partition), offset in first.items():
-            try:
-                self._consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException as exc:
-                log.info("seek skipped", topic=topic, partition=partition, error=str(exc))
-
-    def lag(self) -> int:
-        """Messages not yet consumed on the assigned partitions (approximate)."""
-        total = 0
-        for tp in self._consumer.assignment():
-            low, high = self._consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
-            pos = self._consumer.position([tp])[0].offset
-            total += max(0, high - (pos if pos >= 0 else low))
-        return total
 
     def close(self) -> None:
         with contextlib.suppress(KafkaException):

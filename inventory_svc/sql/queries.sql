@@ -1,25 +1,3 @@
--- name: lock_stock
-SELECT sku, on_hand, reserved FROM stock WHERE sku = ANY(%(skus)s) ORDER BY sku FOR UPDATE
-
--- name: hold_stock
-UPDATE stock SET reserved = reserved + %(qty)s, updated_at = now() WHERE sku = %(sku)s
-
--- name: unhold_stock
-UPDATE stock SET reserved = reserved - %(qty)s, updated_at = now() WHERE sku = %(sku)s
-
--- name: ship_stock
-UPDATE stock SET reserved = reserved - %(qty)s, on_hand = on_hand - %(qty)s,
-                 shipped = shipped + %(qty)s, updated_at = now()
-WHERE sku = %(sku)s
-
--- name: insert_reservation
-INSERT INTO reservations (reservation_id, order_id, status, items, expires_at)
-VALUES (%(reservation_id)s, %(order_id)s, 'reserved', %(items)s, %(expires_at)s)
-
--- name: reservation_for_order
-SELECT reservation_id, order_id, status, items, expires_at, release_reason
-FROM reservations WHERE order_id = %(order_id)s FOR UPDATE
-
 -- name: set_reservation_status
 UPDATE reservations SET status = %(status)s, release_reason = coalesce(%(reason)s, release_reason),
        updated_at = now()

@@ -6,15 +6,12 @@ INSERT INTO prices (sku, price_minor, currency) VALUES (%(sku)s, %(price_minor)s
 ON CONFLICT (sku) DO UPDATE SET price_minor = excluded.price_minor,
     currency = excluded.currency, updated_at = now()
 
--- name: order_by_idempotency_key
-SELECT order_id, status, request_hash FROM orders WHERE idempotency_key = %(key)s
-
--- name: insert_order
--- One order, placed here (the API) or from an OrderPlaced seen first on Kafka.
+-- name: insert_order_from_event
+-- An order started by an OrderPlaced that another system published (placement uses COPY).
 INSERT INTO orders (order_id, status, origin, customer_id, items, total_minor, currency,
-                    card_token, ship_to, idempotency_key, request_hash)
-VALUES (%(order_id)s, 'PENDING', %(origin)s, %(customer_id)s, %(items)s, %(total_minor)s,
-        %(currency)s, %(card_token)s, %(ship_to)s, %(idempotency_key)s, %(request_hash)s)
+                    card_token, ship_to)
+VALUES (%(order_id)s, 'PENDING', 'event', %(customer_id)s, %(items)s, %(total_minor)s,
+        %(currency)s, %(card_token)s, %(ship_to)s)
 ON CONFLICT DO NOTHING
 RETURNING order_id
 

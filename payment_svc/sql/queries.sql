@@ -1,28 +1,3 @@
--- name: payment_for_order
-SELECT order_id, payment_id, status, amount_minor, currency, gateway_ref
-FROM payments WHERE order_id = %(order_id)s FOR UPDATE
-
--- name: insert_payment
-INSERT INTO payments (order_id, payment_id, status, amount_minor, currency, gateway_ref, detail)
-VALUES (%(order_id)s, %(payment_id)s, %(status)s, %(amount_minor)s, %(currency)s,
-        %(gateway_ref)s, %(detail)s)
-
--- name: mark_refunded
-UPDATE payments SET status = 'refunded', updated_at = now() WHERE order_id = %(order_id)s
-
--- name: insert_refund
-INSERT INTO refunds (order_id, refund_id, amount_minor, reason, gateway_ref)
-VALUES (%(order_id)s, %(refund_id)s, %(amount_minor)s, %(reason)s, %(gateway_ref)s)
-
--- name: gateway_record
-INSERT INTO gateway_ledger (kind, order_id, idempotency_key, amount_minor, currency, outcome)
-VALUES (%(kind)s, %(order_id)s, %(key)s, %(amount_minor)s, %(currency)s, %(outcome)s)
-ON CONFLICT (idempotency_key) DO NOTHING
-RETURNING id, outcome
-
--- name: gateway_lookup
-SELECT id, outcome FROM gateway_ledger WHERE idempotency_key = %(key)s
-
 -- name: gateway_active_fault
 SELECT mode, latency_ms, until FROM gateway_faults
 WHERE target = 'payment-gateway' AND until > now()

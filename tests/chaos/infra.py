@@ -7,15 +7,8 @@ import signal
 
 from eventing.settings import Settings
 from saga_cli import stack
+from saga_cli.stack.procs import alive
 from tests.e2e.harness import wait_for
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def crash_and_restart(settings: Settings, part: str) -> None:
@@ -28,5 +21,5 @@ def crash_and_restart(settings: Settings, part: str) -> None:
         os.kill(pid, signal.SIGKILL)
     else:
         os.kill(pid, signal.SIGQUIT)  # PostgreSQL's "immediate" shutdown: no checkpoint
-    wait_for(f"{part} (pid {pid}) to stop", lambda: _gone(pid), timeout=60)
+    wait_for(f"{part} (pid {pid}) to stop", lambda: not alive(pid), timeout=60)
     stack.up(settings)

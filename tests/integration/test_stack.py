@@ -20,8 +20,10 @@ import psycopg
 import pytest
 
 from eventing.settings import SERVICES, Settings, local_dsn
+from saga_cli.stack.procs import alive
 from shared_events.topics import ALL_TOPICS
 from tests.conftest import SagaRunner
+from tests.e2e.harness import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,25 +37,6 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return (
-        Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes() != b""
-    )
-
-
-def _wait_dead(pid: int, timeout: float = 30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def _status(run_saga: SagaRunner, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -149,7 +132,8 @@ def test_second_stack_up_status_down_wipe(
 
     down = run_saga("stack", "down", env=env)
     assert down.returncode == 0, down.stderr
-    assert _wait_dead(kafka_pid) and _wait_dead(pg_pid)
+    for pid in (kafka_pid, pg_pid):
+        wait_for(f"pid {pid} to exit", lambda p=pid: not alive(p), timeout=30)
     code, after = _status(run_saga, env)
     assert code == 1
     assert after["kafka"]["healthy"] is False
