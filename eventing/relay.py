@@ -93,7 +93,7 @@ class Relay:
         delay = 0.2
         while not stop.is_set():
             try:
-                with psycopg.connect(self.dsn, autocommit=True) as conn:
+                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
                     if not conn.execute(_LEADER_LOCK).fetchone()[0]:  # type: ignore[index]
                         # Another instance relays this database; one publisher keeps order.
                         stop.wait(2.0)
@@ -107,6 +107,12 @@ class Relay:
                     error=str(exc),
                     retry_in_s=round(delay, 2),
                 )
+                stop.wait(delay)
+                delay = min(delay * 2, 5.0)
+            except Exception:
+                # A relay that died silently would leave every later event unpublished
+                # while the service looks healthy: log it loudly and start over.
+                log.exception("relay failed unexpectedly; restarting it", retry_in_s=delay)
                 stop.wait(delay)
                 delay = min(delay * 2, 5.0)
 

@@ -10,6 +10,8 @@ import os
 import signal
 import socket
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
@@ -35,6 +37,7 @@ from shared_events.topics import events_topic
 __all__ = ["PeriodicTask", "ServiceSpec", "input_topics", "run_service"]
 
 log = get_logger(__name__)
+_ALIVE_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -129,13 +132,29 @@ class _ConsumerLoop:
         processor: Processor,
         consumer: EventConsumer,
         retrier: Retrier,
+        relay: Relay,
     ) -> None:
         self.spec = spec
         self.settings = settings
         self.processor = processor
         self.consumer = consumer
         self.retrier = retrier
+        self.relay = relay
         self.conn: psycopg.Connection[Any] | None = None
+        self.totals: Counter[str] = Counter()
+        self._next_report = time.monotonic() + _ALIVE_EVERY_S
+
+    def _report(self) -> None:
+        """A periodic line saying the service is alive and moving: what a stuck one lacks."""
+        if time.monotonic() < self._next_report:
+            return
+        self._next_report = time.monotonic() + _ALIVE_EVERY_S
+        log.info(
+            "service alive",
+            partitions=self.consumer.assigned(),
+            published=self.relay.published,
+            **self.totals,
+        )
 
     def _process(self, records: list[Record], stop: threading.Event) -> bool:
         """Process until committed; False if we were stopped first (nothing stored)."""
@@ -146,6 +165,8 @@ class _ConsumerLoop:
                     self.conn = _connect(self.settings.dsn(self.spec.name))
                 outcome = self.processor.process(self.conn, records)
                 maybe_crash("after_commit", outcome.events)
+                for name in ("handled", "duplicates", "parked", "dead", "ignored"):
+                    self.totals[name] += getattr(outcome, name)
                 if outcome.parked:
                     self.retrier.wakeup.set()
                 return True
@@ -167,6 +188,7 @@ class _ConsumerLoop:
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             records = self.consumer.poll_batch(self.settings.batch_size, 0.2)
+            self._report()
             if not records:
                 continue
             if not self._process(records, stop):
@@ -233,7 +255,7 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
     )
     log.info("service started", topics=input_topics(spec), group=f"{spec.name}-svc")
     try:
-        _ConsumerLoop(spec, settings, processor, consumer, retrier).run(stop)
+        _ConsumerLoop(spec, settings, processor, consumer, retrier, relay).run(stop)
     finally:
         stop.set()
         consumer.close()

@@ -20,6 +20,7 @@ import pytest
 from eventing.settings import Settings, load_settings
 from saga_cli import stack as stack_lib
 from saga_cli.catalog import ensure_schemas
+from tests.e2e.diagnose import system_report
 from tests.e2e.harness import Services
 
 SagaRunner = Callable[..., subprocess.CompletedProcess[str]]
@@ -103,3 +104,21 @@ def running(services: Services) -> Iterator[Services]:
     for s in services.by_name.values():
         if s.proc is None or s.proc.poll() is not None:
             s.start()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test that ran the services reports what they were doing: CI keeps no logs."""
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
+    if report.when == "call" and report.failed:
+        procs = getattr(item, "funcargs", {}).get("services") or getattr(item, "funcargs", {}).get(
+            "running"
+        )
+        if isinstance(procs, Services):
+            report.sections.append(
+                (
+                    "the system at the failure",
+                    system_report(procs.settings) + "\n" + procs.diagnosis(),
+                )
+            )

@@ -53,25 +53,37 @@ class EventProducer:
     """Idempotent producer (acks=all): no duplicates or reordering from its own retries."""
 
     def __init__(self, bootstrap: str, client_id: str, linger_ms: int = 2) -> None:
-        self._producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "client.id": client_id,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": linger_ms,
-                "batch.num.messages": 10000,
-                "queue.buffering.max.messages": 200000,
-                "message.timeout.ms": 120000,
-                "compression.type": "lz4",
-                "error_cb": self._on_error,
-                "logger": _KAFKA_LOGGER,
-            }
-        )
+        self._config: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "client.id": client_id,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 200000,
+            "message.timeout.ms": 120000,
+            "compression.type": "lz4",
+            "error_cb": self._on_error,
+            "logger": _KAFKA_LOGGER,
+        }
+        self._fatal: str | None = None
+        self._producer = Producer(self._config)
 
-    @staticmethod
-    def _on_error(err: KafkaError) -> None:
+    def _on_error(self, err: KafkaError) -> None:
         log.warning("kafka producer error", error=str(err), fatal=err.fatal())
+        if err.fatal():
+            self._fatal = str(err)
+
+    def _renew_if_fatal(self) -> None:
+        # An idempotent producer that hit a fatal error refuses every later message; the
+        # outbox still holds them all, so a new producer (new producer id) re-sends safely.
+        if self._fatal is None:
+            return
+        log.error("kafka producer hit a fatal error; replacing it", error=self._fatal)
+        self._producer.purge()
+        self._producer.flush(0)
+        self._fatal = None
+        self._producer = Producer(self._config)
 
     def produce_all(
         self,
@@ -79,6 +91,7 @@ class EventProducer:
         timeout_s: float = 30.0,
     ) -> list[str | None]:
         """Produce in order and wait for every delivery; returns an error (or None) per record."""
+        self._renew_if_fatal()
         results: list[str | None] = ["not delivered"] * len(records)
         done = threading.Event()
         pending = [len(records)]
@@ -195,6 +208,13 @@ class EventConsumer:
                 )
             )
         return out
+
+    def assigned(self) -> int:
+        """How many partitions this consumer holds now."""
+        try:
+            return len(self._consumer.assignment())
+        except KafkaException:
+            return 0
 
     def store(self, records: Sequence[Record]) -> None:
         """Mark records as done: their offsets will be committed."""

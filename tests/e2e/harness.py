@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,6 +88,27 @@ class Service:
     def tail(self, n: int = 30) -> str:
         return "\n".join(self.log_text().splitlines()[-n:])
 
+    def diagnosis(self, lines: int) -> str:
+        state = "never started"
+        if self.proc is not None:
+            code = self.proc.poll()
+            state = f"pid {self.proc.pid} running" if code is None else f"exited with {code}"
+        warnings: Counter[str] = Counter()
+        last: deque[str] = deque(maxlen=lines)
+        for line in self.log_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                last.append(line[:300])
+                continue
+            if entry.get("event") == "librdkafka":
+                continue
+            last.append(f"{entry.get('timestamp', '?')[11:23]} {entry.get('level')} {line[:300]}")
+            if entry.get("level") in ("warning", "error", "critical"):
+                warnings[str(entry.get("event"))] += 1
+        top = ", ".join(f"{n}x {e!r}" for e, n in warnings.most_common(6)) or "none"
+        return f"--- {self.name}: {state}; warnings: {top}\n" + "\n".join(last)
+
     def kill(self, sig: int = signal.SIGKILL) -> int:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -129,6 +152,10 @@ class Services:
     def stop_all(self) -> None:
         for s in self.by_name.values():
             s.stop()
+
+    def diagnosis(self, lines: int = 12) -> str:
+        """What each service was doing: its state, its warnings, its last log lines."""
+        return "\n".join(s.diagnosis(lines) for s in self.by_name.values())
 
 
 def connect(settings: Settings, service: str) -> psycopg.Connection[Any]:

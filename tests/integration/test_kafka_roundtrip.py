@@ -13,6 +13,7 @@ from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartit
 from confluent_kafka.admin import AdminClient
 
 from eventing.kafka.admin import ensure_topics
+from eventing.kafka.clients import EventProducer
 from eventing.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -100,3 +101,23 @@ def test_group_resumes_after_committed_offset(settings: Settings, topic: str) ->
         second.close()
     assert [m.value() for m in tail] == [b"event-3", b"event-4", b"event-5"]
     assert tail[0].offset() == committed[0].offset
+
+
+def test_a_producer_with_a_fatal_error_is_replaced_and_delivers(
+    settings: Settings, topic: str
+) -> None:
+    producer = EventProducer(settings.kafka_bootstrap_servers, "it-fatal")
+    assert producer.produce_all([(topic, b"k", b"before", [])]) == [None]
+    old = producer._producer
+    # What librdkafka reports when an idempotent producer cannot go on (e.g. a fenced epoch).
+    producer._on_error(KafkaError(KafkaError._FATAL, "injected fatal error", fatal=True))
+    assert producer.produce_all([(topic, b"k", b"after", [])]) == [None]
+    assert producer._producer is not old
+    producer.close()
+
+    consumer = _consumer(settings, f"it-fatal-{uuid.uuid4().hex[:8]}")
+    consumer.subscribe([topic])
+    try:
+        assert [m.value() for m in _poll(consumer, 2)] == [b"before", b"after"]
+    finally:
+        consumer.close()

@@ -1,0 +1,94 @@
+"""What the system looked like when a test failed: CI keeps no logs, so the report must.
+
+Reads only (pg_stat_activity, the outboxes, consumer group descriptions and lag); any
+part that cannot be read says why instead of hiding the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from eventing.settings import SERVICES, Settings
+
+__all__ = ["system_report"]
+
+_ACTIVITY = """
+SELECT pid, application_name, state, wait_event_type, wait_event,
+       round(extract(epoch FROM now() - xact_start)::numeric, 1) AS xact_s,
+       pg_blocking_pids(pid) AS blocked_by, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+FROM pg_stat_activity
+WHERE datname = current_database() AND pid <> pg_backend_pid()
+  AND (state <> 'idle' OR xact_start IS NOT NULL)
+ORDER BY xact_start NULLS LAST
+LIMIT 12
+"""
+_OUTBOX = """
+SELECT count(*), round(extract(epoch FROM now() - min(created_at))::numeric, 1)
+FROM outbox WHERE sent_at IS NULL
+"""
+
+
+def _database(settings: Settings, service: str) -> list[str]:
+    try:
+        with psycopg.connect(settings.dsn(service), autocommit=True, connect_timeout=5) as conn:
+            unsent, oldest_s = conn.execute(_OUTBOX).fetchone() or (0, None)
+            lines = [f"{service} db: {unsent} outbox rows unsent (oldest {oldest_s} s)"]
+            lines += [f"  {row}" for row in conn.execute(_ACTIVITY).fetchall()]
+            return lines
+    except psycopg.Error as exc:
+        return [f"{service} db: unreadable: {exc}"]
+
+
+def _lag(bootstrap: str, group: str, meta: Any) -> int | str:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = [
+            TopicPartition(t, p)
+            for t, md in meta.topics.items()
+            if t.endswith(".events")
+            for p in md.partitions
+        ]
+        lag = 0
+        for tp in c.committed(tps, timeout=5):
+            if tp.offset < 0:
+                continue  # a topic this group does not read (or has not committed yet)
+            _, high = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
+            lag += max(0, high - tp.offset)
+        return lag
+    except KafkaException as exc:
+        return f"unknown ({exc})"
+    finally:
+        c.close()
+
+
+def _groups(settings: Settings) -> list[str]:
+    bootstrap = settings.kafka_bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    names = [f"{s}-svc" for s in SERVICES]
+    try:
+        meta = admin.list_topics(timeout=5)
+        lines = []
+        for name, future in admin.describe_consumer_groups(names, request_timeout=5).items():
+            g = future.result(10)
+            members = ", ".join(
+                f"{m.client_id}:{len(m.assignment.topic_partitions)}p" for m in g.members
+            )
+            lines.append(
+                f"group {name}: {g.state.name}, members [{members}], "
+                f"lag behind its commits {_lag(bootstrap, name, meta)}"
+            )
+        return lines
+    except (KafkaException, TimeoutError) as exc:
+        return [f"consumer groups: unreadable: {exc}"]
+
+
+def system_report(settings: Settings) -> str:
+    lines: list[str] = []
+    for service in SERVICES:
+        lines += _database(settings, service)
+    lines += _groups(settings)
+    return "\n".join(lines)
