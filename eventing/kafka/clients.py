@@ -147,7 +147,10 @@ class EventConsumer:
                 "partition.assignment.strategy": "cooperative-sticky",
                 "session.timeout.ms": 10000,
                 "heartbeat.interval.ms": 1000,
-                "max.poll.interval.ms": 900000,
+                # Also the rebalance timeout: how long a group may wait for a member that
+                # joined and then went silent. A batch takes seconds; a database outage
+                # longer than this makes us leave and rejoin, which only re-delivers.
+                "max.poll.interval.ms": 60000,
                 # Bounded prefetch: memory stays flat however large the backlog is.
                 "queued.max.messages.kbytes": 16384,
                 "fetch.max.bytes": 8388608,
@@ -169,15 +172,13 @@ class EventConsumer:
     def _on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", partitions=len(partitions))
 
-    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        # The loop is single-threaded: nothing is in flight while we are in poll, so the
-        # stored offsets are exactly the committed work. Commit them before losing the
-        # partitions so the next owner does not redo (harmless but slow) work.
-        try:
-            consumer.commit(asynchronous=False)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError._NO_OFFSET:
-                log.warning("offset commit on revoke failed", error=str(exc))
+    @staticmethod
+    def _on_revoke(_consumer: Any, partitions: list[TopicPartition]) -> None:
+        # No commit here: auto-commit already commits the stored offsets of revoked
+        # partitions, and a synchronous commit inside a rebalance callback is where
+        # consumers have been seen to stall. Anything not yet committed is re-delivered
+        # to the next owner, whose inbox drops it.
+        log.info("partitions revoked", partitions=len(partitions))
 
     def poll_batch(self, max_messages: int, timeout_s: float) -> list[Record]:
         # consume() waits out its whole timeout unless the batch fills up: block only for

@@ -177,7 +177,7 @@ def run_chaos(
             services[victim].kill()
             report.kills[victim] += 1
             time.sleep(rng.uniform(0.2, 1.5))
-            services[victim].start()
+            services[victim].start(until="started")  # Kafka may be down right now
         elif fault in ("postgres", "kafka"):
             crash_and_restart(settings, fault)
             report.infra_restarts[fault] += 1

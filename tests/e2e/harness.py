@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -22,6 +23,8 @@ from order_svc.placement import CheckoutRequest, place_order
 from saga_cli.trace import build_trace
 
 T = TypeVar("T")
+_STARTED = re.compile(rb'"service started"')
+_ASSIGNED = re.compile(rb'"partitions": [1-9][0-9]*, "event": "partitions assigned"')
 
 # Short delays so retry and expiry paths run in seconds, not minutes.
 TEST_ENV = {
@@ -58,7 +61,13 @@ class Service:
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, extra_env: dict[str, str] | None = None) -> None:
+    def start(self, extra_env: dict[str, str] | None = None, until: str = "assigned") -> None:
+        """Start the service; return once its consumer holds partitions (`until="assigned"`)
+        or, where Kafka may be down (chaos), once it has started (`until="started"`).
+
+        Waiting for the assignment keeps a test from stopping a service in the middle of
+        joining its consumer group, which a real deployment does not do every few seconds.
+        """
         log = self.log_path.open("ab")
         self._started_at = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
@@ -68,14 +77,18 @@ class Service:
             env={**self.env, **(extra_env or {})},
         )
         log.close()
-        wait_for(f"{self.name} to start", self._started, timeout=60)
+        marker = _ASSIGNED if until == "assigned" else _STARTED
+        wait_for(f"{self.name} to start ({until})", lambda: self._logged(marker), timeout=60)
 
-    def _started(self) -> bool:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+    def _logged(self, marker: re.Pattern[bytes]) -> bool:
+        # Read before looking at the exit status: a crash-point run may log and die at once.
         with self.log_path.open("rb") as f:
             f.seek(self._started_at)
-            return b'"service started"' in f.read()
+            if marker.search(f.read()):
+                return True
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+        return False
 
     def log_since_start(self) -> str:
         with self.log_path.open("rb") as f:
