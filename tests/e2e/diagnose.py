@@ -6,13 +6,14 @@ part that cannot be read says why instead of hiding the rest.
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
+from eventing.runtime import input_topics
 from eventing.settings import SERVICES, Settings
+from saga_cli.services import spec_for
+from tests.e2e.kafka_tools import lag
 
 __all__ = ["system_report"]
 
@@ -43,43 +44,21 @@ def _database(settings: Settings, service: str) -> list[str]:
         return [f"{service} db: unreadable: {exc}"]
 
 
-def _lag(bootstrap: str, group: str, meta: Any) -> int | str:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        tps = [
-            TopicPartition(t, p)
-            for t, md in meta.topics.items()
-            if t.endswith(".events")
-            for p in md.partitions
-        ]
-        lag = 0
-        for tp in c.committed(tps, timeout=5):
-            if tp.offset < 0:
-                continue  # a topic this group does not read (or has not committed yet)
-            _, high = c.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=5)
-            lag += max(0, high - tp.offset)
-        return lag
-    except KafkaException as exc:
-        return f"unknown ({exc})"
-    finally:
-        c.close()
-
-
 def _groups(settings: Settings) -> list[str]:
     bootstrap = settings.kafka_bootstrap_servers
     admin = AdminClient({"bootstrap.servers": bootstrap})
     names = [f"{s}-svc" for s in SERVICES]
     try:
-        meta = admin.list_topics(timeout=5)
         lines = []
         for name, future in admin.describe_consumer_groups(names, request_timeout=5).items():
             g = future.result(10)
             members = ", ".join(
                 f"{m.client_id}:{len(m.assignment.topic_partitions)}p" for m in g.members
             )
+            topics = input_topics(spec_for(name.removesuffix("-svc")))
             lines.append(
                 f"group {name}: {g.state.name}, members [{members}], "
-                f"lag behind its commits {_lag(bootstrap, name, meta)}"
+                f"lag {lag(bootstrap, name, topics)}"
             )
         return lines
     except (KafkaException, TimeoutError) as exc:

@@ -17,7 +17,8 @@ def produce_raw(
     assert p.flush(30) == 0, "not every test message was delivered"
 
 
-def _lag(bootstrap: str, group: str, topics: list[str]) -> int:
+def lag(bootstrap: str, group: str, topics: list[str]) -> int:
+    """Messages on `topics` the group has not committed (all, before its first commit)."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     meta = admin.list_topics(timeout=10)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
@@ -39,7 +40,7 @@ def wait_caught_up(bootstrap: str, groups: dict[str, list[str]], timeout: float 
     for group, topics in groups.items():
         wait_for(
             f"consumer group {group} to catch up",
-            lambda g=group, t=topics: _lag(bootstrap, g, t) == 0,
+            lambda g=group, t=topics: lag(bootstrap, g, t) == 0,
             timeout=timeout,
             interval=0.3,
         )
