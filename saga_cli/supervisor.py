@@ -35,12 +35,24 @@ class _Child:
 
 
 def _pump(name: str, stream: IO[bytes], lock: threading.Lock, color: bool) -> None:
+    """Copy a child's output line by line behind its name. Under load a child writes
+    thousands of lines a second: read what is there, prefix every whole line, write them
+    with one flush, and leave the bytes as they are (no decoding)."""
     prefix = f"{name:<11}|"
-    styled = click.style(prefix, fg=_COLORS.get(name)) if color else prefix
-    for raw in iter(stream.readline, b""):
-        line = raw.decode("utf-8", "replace").rstrip("\n")
+    styled = (click.style(prefix, fg=_COLORS.get(name)) if color else prefix).encode() + b" "
+    out = sys.stdout.buffer
+    pending = b""
+    read = getattr(stream, "read1", stream.read)
+    while chunk := read(65536):
+        *lines, pending = (pending + chunk).split(b"\n")
+        if lines:
+            with lock:
+                out.write(b"".join(styled + line + b"\n" for line in lines))
+                out.flush()
+    if pending:
         with lock:
-            click.echo(f"{styled} {line}")
+            out.write(styled + pending + b"\n")
+            out.flush()
 
 
 def _spawn(child: _Child, lock: threading.Lock, color: bool) -> None:
