@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from eventing import db
 from eventing.kafka.clients import EventProducer
 from eventing.logging import get_logger
 from eventing.outbox import decode_headers
@@ -93,7 +94,7 @@ class Relay:
         delay = 0.2
         while not stop.is_set():
             try:
-                with psycopg.connect(self.dsn, autocommit=True, connect_timeout=5) as conn:
+                with db.connect(self.dsn) as conn:
                     if not conn.execute(_LEADER_LOCK).fetchone()[0]:  # type: ignore[index]
                         # Another instance relays this database; one publisher keeps order.
                         stop.wait(2.0)

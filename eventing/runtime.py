@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from eventing import db
 from eventing.crashpoints import maybe_crash
 from eventing.kafka.clients import EventConsumer, EventProducer, Record
 from eventing.logging import configure_logging, get_logger
@@ -66,7 +67,7 @@ def input_topics(spec: ServiceSpec) -> list[str]:
 
 
 def _connect(dsn: str) -> psycopg.Connection[Any]:
-    return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+    return db.connect(dsn)
 
 
 def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> None:

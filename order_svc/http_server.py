@@ -25,6 +25,7 @@ import structlog
 import uvicorn
 from psycopg_pool import ConnectionPool
 
+from eventing import db
 from eventing.logging import get_logger
 from eventing.settings import Settings
 from order_svc.admission import Admission, InFlightCap, TokenBucket
@@ -108,7 +109,7 @@ def _recount(cap: InFlightCap, conn: psycopg.Connection[Any]) -> None:
 def _first_count(cap: InFlightCap, dsn: str) -> None:
     """Count before serving: until then the cap would know only its own admissions."""
     try:
-        with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        with db.connect(dsn) as conn:
             _recount(cap, conn)
     except psycopg.Error as exc:
         log.warning("cannot count in-flight sagas yet", error=str(exc).strip())
@@ -124,7 +125,7 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
         try:
             if cap is not None:
                 if conn is None or conn.closed:
-                    conn = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+                    conn = db.connect(dsn)
                 _recount(cap, conn)
         except psycopg.Error as exc:
             # The estimate keeps growing with admissions meanwhile, so the cap still holds.
@@ -215,7 +216,7 @@ def serve(
         settings.dsn("order"),
         min_size=settings.http_db_pool_size + _READERS,
         max_size=settings.http_db_pool_size + _READERS,
-        kwargs={"autocommit": True, "connect_timeout": 5},
+        kwargs=db.SESSION,
         open=False,
         name="checkout-api",
     )
