@@ -10,10 +10,13 @@ from typing import Any
 
 import psycopg
 
+from eventing.queries import Queries
 from shared_events.codec import encode
 from shared_events.envelope import Event
 
 __all__ = ["OutboxRow", "decode_headers", "encode_headers", "insert_outbox", "row_for_event"]
+
+Q = Queries.load("eventing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,15 +60,12 @@ def decode_headers(raw: Any) -> list[tuple[str, bytes]]:
     return [(k, _decode_value(v)) for k, v in items or []]
 
 
-_COPY = "COPY outbox (topic, key, value, headers, order_id, event_id, event_type) FROM STDIN"
-
-
 def insert_outbox(conn: psycopg.Connection[Any], rows: list[OutboxRow]) -> None:
-    if not rows:
-        return
-    with conn.cursor() as cur, cur.copy(_COPY) as copy:
-        for r in rows:
-            copy.write_row(
+    if rows:
+        Q.copy(
+            conn,
+            "outbox_copy",
+            (
                 (
                     r.topic,
                     r.key,
@@ -75,4 +75,6 @@ def insert_outbox(conn: psycopg.Connection[Any], rows: list[OutboxRow]) -> None:
                     r.event_id,
                     r.event_type,
                 )
-            )
+                for r in rows
+            ),
+        )

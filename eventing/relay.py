@@ -90,32 +90,15 @@ class Relay:
                 log.debug("pruned", query=query, rows=total)
 
     def run(self, stop: threading.Event) -> None:
-        """Publish until `stop`; survives database and broker outages with backoff."""
-        delay = 0.2
-        while not stop.is_set():
-            try:
-                with db.connect(self.dsn) as conn:
-                    if not conn.execute(_LEADER_LOCK).fetchone()[0]:  # type: ignore[index]
-                        # Another instance relays this database; one publisher keeps order.
-                        stop.wait(2.0)
-                        continue
-                    conn.execute("LISTEN outbox")
-                    delay = 0.2
-                    self._loop(conn, stop)
-            except psycopg.OperationalError as exc:
-                log.warning(
-                    "relay lost its database connection; reconnecting",
-                    error=str(exc),
-                    retry_in_s=round(delay, 2),
-                )
-                stop.wait(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception:
-                # A relay that died silently would leave every later event unpublished
-                # while the service looks healthy: log it loudly and start over.
-                log.exception("relay failed unexpectedly; restarting it", retry_in_s=delay)
-                stop.wait(delay)
-                delay = min(delay * 2, 5.0)
+        """Publish until `stop`. A database error ends the run; the runtime supervises it
+        (`_supervised`), reconnecting with backoff."""
+        with db.connect(self.dsn) as conn:
+            if not conn.execute(_LEADER_LOCK).fetchone()[0]:  # type: ignore[index]
+                # Another instance relays this database; one publisher keeps order.
+                stop.wait(2.0)
+                return
+            conn.execute("LISTEN outbox")
+            self._loop(conn, stop)
 
     def _loop(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         backoff = 0.1

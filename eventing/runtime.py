@@ -66,10 +66,6 @@ def input_topics(spec: ServiceSpec) -> list[str]:
     return sorted({events_topic(PRODUCER_OF[t]) for t in spec.consumes})
 
 
-def _connect(dsn: str) -> psycopg.Connection[Any]:
-    return db.connect(dsn)
-
-
 def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> None:
     """Run `body` until stop; a lost database connection is retried with backoff."""
     attempt = 0
@@ -94,7 +90,7 @@ def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> N
 
 def _retrier_thread(retrier: Retrier, dsn: str, stop: threading.Event) -> None:
     def body() -> None:
-        with _connect(dsn) as conn:
+        with db.connect(dsn) as conn:
             while not stop.is_set():
                 if retrier.run_once(conn) > 0:
                     continue
@@ -112,7 +108,7 @@ def _periodic_thread(
     dsn = settings.dsn(spec.name)
 
     def body() -> None:
-        with _connect(dsn) as conn:
+        with db.connect(dsn) as conn:
             while not stop.is_set():
                 with conn.transaction():
                     tx = Tx(conn, spec.name, settings)
@@ -163,7 +159,7 @@ class _ConsumerLoop:
         while True:
             try:
                 if self.conn is None or self.conn.closed:
-                    self.conn = _connect(self.settings.dsn(self.spec.name))
+                    self.conn = db.connect(self.settings.dsn(self.spec.name))
                 outcome = self.processor.process(self.conn, records)
                 maybe_crash("after_commit", outcome.events)
                 for name in ("handled", "duplicates", "parked", "dead", "ignored"):
@@ -232,7 +228,12 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
     )
     retrier = Retrier(processor)
     threads = [
-        threading.Thread(target=relay.run, args=(stop,), name="relay", daemon=True),
+        threading.Thread(
+            target=_supervised,
+            args=("relay", stop, lambda: relay.run(stop)),
+            name="relay",
+            daemon=True,
+        ),
         threading.Thread(
             target=_retrier_thread, args=(retrier, dsn, stop), name="retrier", daemon=True
         ),

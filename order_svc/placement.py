@@ -104,12 +104,6 @@ def place_order(
     return result
 
 
-_ORDERS_COPY = (
-    "COPY orders (order_id, status, origin, customer_id, items, total_minor, currency,"
-    " card_token, ship_to, idempotency_key, request_hash) FROM STDIN"
-)
-
-
 def place_orders(
     conn: psycopg.Connection[Any], requests: list[tuple[CheckoutRequest, str | None]]
 ) -> list[PlacedOrder | Exception]:
@@ -134,57 +128,59 @@ def place_orders(
         skus = sorted({i.sku for req, _ in requests for i in req.items})
         prices = {r["sku"]: r for r in Q.all(conn, "prices_for", {"skus": skus})}
         events: list[OrderPlaced] = []
-        with conn.cursor() as cur, cur.copy(_ORDERS_COPY) as copy:
-            for n, ((req, key), req_hash) in enumerate(zip(requests, hashes, strict=True)):
-                if key and key in known:
-                    row = known[key]
-                    results[n] = (
-                        PlacedOrder(row["order_id"], row["status"], created=False)
-                        if row["request_hash"] == req_hash
-                        else IdempotencyConflict(key)
-                    )
-                    continue
-                unknown = [i.sku for i in req.items if i.sku not in prices]
-                if unknown:
-                    results[n] = UnknownSku(unknown)
-                    continue
-                lines = tuple(
-                    LineItem(sku=i.sku, qty=i.qty, unit_price_minor=prices[i.sku]["price_minor"])
-                    for i in req.items
+        rows: list[tuple[Any, ...]] = []
+        for n, ((req, key), req_hash) in enumerate(zip(requests, hashes, strict=True)):
+            if key and key in known:
+                row = known[key]
+                results[n] = (
+                    PlacedOrder(row["order_id"], row["status"], created=False)
+                    if row["request_hash"] == req_hash
+                    else IdempotencyConflict(key)
                 )
-                payload = OrderPlacedPayload(
-                    customer_id=req.customer_id,
-                    items=lines,
-                    total_minor=sum(li.qty * li.unit_price_minor for li in lines),
-                    currency=prices[lines[0].sku]["currency"],
-                    card_token=req.card_token,
-                    ship_to=req.ship_to,
+                continue
+            unknown = [i.sku for i in req.items if i.sku not in prices]
+            if unknown:
+                results[n] = UnknownSku(unknown)
+                continue
+            lines = tuple(
+                LineItem(sku=i.sku, qty=i.qty, unit_price_minor=prices[i.sku]["price_minor"])
+                for i in req.items
+            )
+            payload = OrderPlacedPayload(
+                customer_id=req.customer_id,
+                items=lines,
+                total_minor=sum(li.qty * li.unit_price_minor for li in lines),
+                currency=prices[lines[0].sku]["currency"],
+                card_token=req.card_token,
+                ship_to=req.ship_to,
+            )
+            event = OrderPlaced.create(order_id=uuid.uuid4(), producer="order", payload=payload)
+            rows.append(
+                (
+                    event.order_id,
+                    "PENDING",
+                    "api",
+                    req.customer_id,
+                    json.dumps([li.model_dump() for li in lines]),
+                    payload.total_minor,
+                    payload.currency,
+                    req.card_token,
+                    req.ship_to.model_dump_json(),
+                    key,
+                    req_hash,
                 )
-                event = OrderPlaced.create(order_id=uuid.uuid4(), producer="order", payload=payload)
-                copy.write_row(
-                    (
-                        event.order_id,
-                        "PENDING",
-                        "api",
-                        req.customer_id,
-                        json.dumps([li.model_dump() for li in lines]),
-                        payload.total_minor,
-                        payload.currency,
-                        req.card_token,
-                        req.ship_to.model_dump_json(),
-                        key,
-                        req_hash,
-                    )
-                )
-                events.append(event)
-                placed = PlacedOrder(event.order_id, "PENDING", created=True)
-                results[n] = placed
-                if key:  # the same key again later in this batch gets this order
-                    known[key] = {
-                        "order_id": event.order_id,
-                        "status": "PENDING",
-                        "request_hash": req_hash,
-                    }
+            )
+            events.append(event)
+            placed = PlacedOrder(event.order_id, "PENDING", created=True)
+            results[n] = placed
+            if key:  # the same key again later in this batch gets this order
+                known[key] = {
+                    "order_id": event.order_id,
+                    "status": "PENDING",
+                    "request_hash": req_hash,
+                }
+        if rows:
+            Q.copy(conn, "copy_orders", rows)
         record_steps(conn, events)
         insert_outbox(conn, [row_for_event(e, events_topic("order")) for e in events])
     return [r for r in results if r is not None]

@@ -19,12 +19,6 @@ Conn = psycopg.Connection[Any]
 __all__ = ["Q", "facts_of", "lock_orders", "record_steps", "set_statuses"]
 
 
-_STEPS_COPY = (
-    "COPY saga_steps (event_id, order_id, event_type, producer, occurred_at, causation_id,"
-    " compensation, payload) FROM STDIN"
-)
-
-
 def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
     """Add events to their orders' saga records; returns the orders that got a step.
 
@@ -34,20 +28,23 @@ def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
     """
     if not events:
         return set()
-    with conn.cursor() as cur, cur.copy(_STEPS_COPY) as copy:
-        for e in events:
-            copy.write_row(
-                (
-                    e.event_id,
-                    e.order_id,
-                    e.event_type,
-                    e.producer,
-                    e.occurred_at,
-                    e.causation_id,
-                    e.event_type in COMPENSATIONS,
-                    e.payload.model_dump_json(),
-                )
+    Q.copy(
+        conn,
+        "copy_steps",
+        (
+            (
+                e.event_id,
+                e.order_id,
+                e.event_type,
+                e.producer,
+                e.occurred_at,
+                e.causation_id,
+                e.event_type in COMPENSATIONS,
+                e.payload.model_dump_json(),
             )
+            for e in events
+        ),
+    )
     return {e.order_id for e in events}
 
 

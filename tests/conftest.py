@@ -112,9 +112,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = yield
     report: pytest.TestReport = outcome.get_result()  # type: ignore[attr-defined]
     if report.when == "call" and report.failed:
-        procs = getattr(item, "funcargs", {}).get("services") or getattr(item, "funcargs", {}).get(
-            "running"
-        )
+        # `running`, `api` and the like depend on `services`: it is among the item's fixtures.
+        procs = getattr(item, "funcargs", {}).get("services")
         if isinstance(procs, Services):
             report.sections.append(
                 (

@@ -11,6 +11,9 @@ INSERT INTO inbox (event_id) VALUES (%(event_id)s)
 ON CONFLICT DO NOTHING
 RETURNING event_id
 
+-- name: outbox_copy
+COPY outbox (topic, key, value, headers, order_id, event_id, event_type) FROM STDIN
+
 -- name: outbox_unsent
 SELECT id, topic, key, value, headers
 FROM outbox

@@ -88,3 +88,13 @@ WHERE customer_id = %(customer_id)s GROUP BY 1, 2 ORDER BY 3 DESC
 -- name: orders_by_idempotency_keys
 SELECT idempotency_key, order_id, status, request_hash FROM orders
 WHERE idempotency_key = ANY(%(keys)s::text[])
+
+-- name: copy_steps
+COPY saga_steps (event_id, order_id, event_type, producer, occurred_at, causation_id,
+                 compensation, payload)
+FROM STDIN
+
+-- name: copy_orders
+COPY orders (order_id, status, origin, customer_id, items, total_minor, currency, card_token,
+             ship_to, idempotency_key, request_hash)
+FROM STDIN

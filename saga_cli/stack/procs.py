@@ -19,7 +19,16 @@ from pathlib import Path
 from saga_cli.stack.common import StackError
 from saga_cli.stack.paths import StackPaths
 
-__all__ = ["alive", "cmdline", "locked", "read_int", "require_free", "tail", "terminate"]
+__all__ = [
+    "alive",
+    "cmdline",
+    "locked",
+    "port_free",
+    "read_int",
+    "require_free",
+    "tail",
+    "terminate",
+]
 
 
 def cmdline(pid: int) -> str:
@@ -82,7 +91,8 @@ def tail(path: Path, lines: int = 25) -> str:
     return "\n".join(f"  {line}" for line in text) or f"  ({path} is empty)"
 
 
-def _port_free(port: int) -> bool:
+def port_free(port: int) -> bool:
+    """Whether a server could bind 127.0.0.1:`port` now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         # Without SO_REUSEADDR a port in TIME_WAIT from our own last run would look taken.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -94,7 +104,7 @@ def _port_free(port: int) -> bool:
 
 
 def require_free(port: int, env_var: str, what: str) -> None:
-    if not _port_free(port):
+    if not port_free(port):
         raise StackError(
             f"port {port} ({what}) is already in use by a process that is not this stack's; "
             f"stop that process, or choose another port with {env_var}=<port>"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,6 +22,7 @@ import httpx
 import pytest
 
 from eventing.settings import Settings
+from saga_cli.stack.procs import port_free
 from tests.e2e.harness import (
     TEST_ENV,
     Services,
@@ -102,6 +102,26 @@ def steady_in_flight(settings: Settings) -> int:
     return seen[-1]
 
 
+def at_once(n: int, send: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """`n` requests released together from `n` threads; every answer, in arrival order."""
+    start = threading.Barrier(n)
+    answers: list[httpx.Response] = []
+    lock = threading.Lock()
+
+    def one() -> None:
+        start.wait()
+        resp = send()
+        with lock:
+            answers.append(resp)
+
+    threads = [threading.Thread(target=one) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return answers
+
+
 def test_checkout_is_accepted_and_completes(settings: Settings, api: httpx.Client) -> None:
     sku = new_sku(settings, qty=5, price_minor=1250)
     resp = api.post("/orders", json=body(sku, 2))
@@ -175,21 +195,9 @@ def test_concurrent_duplicates_make_one_order(settings: Settings, api: httpx.Cli
     sku = new_sku(settings, qty=50)
     key = f"dup-{uuid.uuid4()}"
     n = 24
-    start = threading.Barrier(n)
-    answers: list[httpx.Response] = []
-    lock = threading.Lock()
-
-    def send() -> None:
-        start.wait()
-        resp = api.post("/orders", json=body(sku), headers={"Idempotency-Key": key})
-        with lock:
-            answers.append(resp)
-
-    threads = [threading.Thread(target=send) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    answers = at_once(
+        n, lambda: api.post("/orders", json=body(sku), headers={"Idempotency-Key": key})
+    )
     assert [r.status_code for r in answers] == [202] * n, [r.text for r in answers]
     ids = {r.json()["order_id"] for r in answers}
     assert len(ids) == 1
@@ -380,21 +388,7 @@ def test_the_in_flight_cap_bounds_the_backlog(
     )
     sku = new_sku(settings, qty=100)
     n = 30
-    start = threading.Barrier(n)
-    answers: list[httpx.Response] = []
-    lock = threading.Lock()
-
-    def send() -> None:
-        start.wait()
-        resp = client.post("/orders", json=body(sku))
-        with lock:
-            answers.append(resp)
-
-    threads = [threading.Thread(target=send) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    answers = at_once(n, lambda: client.post("/orders", json=body(sku)))
     accepted = [r for r in answers if r.status_code == 202]
     refused = [r for r in answers if r.status_code == 429]
     assert len(accepted) + len(refused) == n, [r.text for r in answers]
@@ -463,20 +457,14 @@ def test_api_workers_share_the_port_and_die_with_the_service(
         service.kill()  # SIGKILL: the service gets no chance to stop its workers itself
         service.wait()
 
-    def port_free() -> bool:
-        with socket.socket() as s:
-            # as a restarted service binds it: connections in TIME_WAIT do not count
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                return False
-            return True
-
     # A worker stops gracefully (up to uvicorn's 10 s plus the placer's drain): generous on
     # a loaded machine, and the workers' log in the message if it is not enough.
     try:
-        wait_for("the workers to die with the service and free the port", port_free, timeout=90)
+        wait_for(
+            "the workers to die with the service and free the port",
+            lambda: port_free(port),
+            timeout=90,
+        )
     except AssertionError as exc:
         raise AssertionError(f"{exc}\nworkers' log:\n{log_path.read_text()[-4000:]}") from None
     wait_terminal(settings, uuid.UUID(order_id))

@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from eventing.settings import Settings
-from tests.e2e.harness import Services, event_types, new_sku, place, stock_of, wait_terminal
+from tests.e2e.harness import (
+    Services,
+    event_types,
+    new_sku,
+    place,
+    stock_of,
+    wait_for,
+    wait_terminal,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +32,6 @@ def test_success_completes_and_commits_stock(settings: Settings, services: Servi
     assert [e["producer"] for e in t["events"]] == ["order", "inventory", "payment", "fulfillment"]
     assert t["events"][2]["payload"]["amount_minor"] == 3750
     # inventory consumes ShipmentScheduled after the order service may have: wait for it
-    from tests.e2e.harness import wait_for
-
     wait_for("stock committed", lambda: stock_of(settings, sku)["shipped"] == 3)
     assert stock_of(settings, sku) == {"on_hand": 7, "reserved": 0, "shipped": 3}
 
