@@ -10,17 +10,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import psycopg
 
+from eventing.archive import ArchivedTable, maybe_archived, restore
 from eventing.crashpoints import maybe_crash
-from eventing.errors import classify
+from eventing.errors import classify, reraise_missing_partition
+from eventing.inbox import Inbox
 from eventing.kafka.clients import Record
 from eventing.logging import bound_event, for_event, get_logger
 from eventing.outbox import OutboxRow, insert_outbox
 from eventing.parking import Parking, error_text, poison_event_id
-from eventing.queries import Queries
 from eventing.retry import FORWARD, RetryPolicy
 from eventing.settings import Settings
 from eventing.tx import Handler, Tx
@@ -30,7 +32,6 @@ from shared_events.envelope import Event, utcnow
 __all__ = ["Decoded", "Outcome", "Processor", "decode_record"]
 
 log = get_logger(__name__)
-Q = Queries.load("eventing")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,42 +88,78 @@ class Processor:
         handle: Handler,
         settings: Settings,
         policies: Mapping[type[Event], RetryPolicy] | None = None,
+        archives: tuple[ArchivedTable, ...] = (),
     ) -> None:
         self.service = service
         self.consumes = consumes
         self.handle = handle
         self.settings = settings
         self.policies = policies or {}
+        self.archives = archives
         self.parking = Parking(service)
+        self.inbox = Inbox(settings)
 
     def policy_for(self, event_type: type[Event]) -> RetryPolicy:
         return self.policies.get(event_type, FORWARD)
 
     # -- one event -------------------------------------------------------------------
 
-    def _run_handler(self, conn: psycopg.Connection[Any], events: list[Event]) -> list[OutboxRow]:
+    def _run_handler(
+        self, conn: psycopg.Connection[Any], events: list[Event], unguarded: set[uuid.UUID]
+    ) -> list[OutboxRow]:
+        self._restore(conn, events)
         tx = Tx(conn, self.service, self.settings, cause=events[0] if len(events) == 1 else None)
+        tx.unguarded = frozenset(unguarded)
         self.handle(tx, events)
         return tx.rows
 
+    def _restore(self, conn: psycopg.Connection[Any], events: list[Event]) -> None:
+        """Bring back archived records of these orders: handlers read active tables only."""
+        if not self.archives:
+            return
+        now = utcnow()
+        after = self.settings.archive_after_s
+        ids = {e.order_id for e in events if maybe_archived(e.order_id, now, after)}
+        if ids and restore(conn, self.archives, ids):
+            log.info("records of settled orders brought back from the archive", orders=len(ids))
+
     def apply_one(self, conn: psycopg.Connection[Any], event: Event) -> bool:
         """Inbox claim + effect + outbox inside the caller's transaction; False if a duplicate."""
-        if Q.scalar(conn, "inbox_claim_one", {"event_id": event.event_id}) is None:
+        claim = self.inbox.claim(conn, [event])
+        if event.event_id not in claim.fresh:
             return False
-        insert_outbox(conn, self._run_handler(conn, [event]))
+        insert_outbox(conn, self._run_handler(conn, [event], claim.unguarded))
         return True
+
+    def stale(self, event: Event) -> str | None:
+        """Why `event` must not be applied (too old to be checked against our records)."""
+        horizon = utcnow() - timedelta(seconds=self.settings.stale_after_s)
+        if event.occurred_at >= horizon:
+            return None
+        return (
+            f"stale: occurred at {event.occurred_at.isoformat()}, more than "
+            f"SAGA_ARCHIVE_AFTER_S + SAGA_ARCHIVE_RETENTION_S ({self.settings.stale_after_s:g}"
+            " s) ago; the records that would show whether it was already applied may be gone,"
+            " so it is not applied (a repeat could charge or ship twice)"
+        )
 
     # -- a batch ---------------------------------------------------------------------
 
     def process(self, conn: psycopg.Connection[Any], records: list[Record]) -> Outcome:
         items = [decode_record(r, self.consumes, self.service) for r in records]
         try:
-            return self._fast(conn, items)
-        except _HandlerFailed as failed:
-            log.info(
-                "batch replayed one event at a time", batch=len(records), error=str(failed.cause)
-            )
-            return self._slow(conn, items)
+            try:
+                return self._fast(conn, items)
+            except _HandlerFailed as failed:
+                log.info(
+                    "batch replayed one event at a time",
+                    batch=len(records),
+                    error=str(failed.cause),
+                )
+                return self._slow(conn, items)
+        except psycopg.errors.CheckViolation as exc:  # the outbox or inbox had no partition
+            reraise_missing_partition(exc)
+            raise
 
     def _wanted(self, d: Decoded) -> bool:
         # A service has already recorded what it emits: its own events are never handled
@@ -143,6 +180,10 @@ class Processor:
         if d.event is None or not self._wanted(d):
             out.ignored += 1  # not ours: another service's event on a shared topic
             return None
+        stale = self.stale(d.event)
+        if stale is not None:
+            self._dead_letter_stale(conn, d, stale, out)
+            return None
         if d.event.order_id in blocked:
             self._park_behind(conn, d, out)
             return None
@@ -157,12 +198,8 @@ class Processor:
         with conn.transaction():
             blocked = self._blocked(conn, items)
             events = [ev for d in items if (ev := self._triage(conn, d, blocked, out))]
-            fresh: set[uuid.UUID] = set()
-            if events:
-                rows = Q.all(
-                    conn, "inbox_claim_many", {"event_ids": list({e.event_id for e in events})}
-                )
-                fresh = {r["event_id"] for r in rows}
+            claim = self.inbox.claim(conn, list({e.event_id: e for e in events}.values()))
+            fresh = claim.fresh
             fresh_events: list[Event] = []
             for ev in events:
                 if ev.event_id not in fresh:
@@ -173,10 +210,11 @@ class Processor:
             outbox: list[OutboxRow] = []
             if fresh_events:
                 try:
-                    outbox = self._run_handler(conn, fresh_events)
+                    outbox = self._run_handler(conn, fresh_events, claim.unguarded)
                 except psycopg.OperationalError:
                     raise
                 except Exception as exc:
+                    reraise_missing_partition(exc)
                     raise _HandlerFailed(exc) from exc
             out.handled = len(fresh_events)
             out.events = fresh_events
@@ -203,6 +241,7 @@ class Processor:
                     except psycopg.OperationalError:
                         raise
                     except Exception as exc:
+                        reraise_missing_partition(exc)
                         self._park_failed(conn, d, exc, out)
                         blocked.add(ev.order_id)
             maybe_crash("before_commit", out.events)
@@ -236,6 +275,32 @@ class Processor:
                     partition=rec.partition,
                     offset=rec.offset,
                     action="inspect with `saga dlq show`",
+                )
+        out.dead += 1
+
+    def _dead_letter_stale(
+        self, conn: psycopg.Connection[Any], d: Decoded, reason: str, out: Outcome
+    ) -> None:
+        ev = d.event
+        assert ev is not None
+        with for_event(ev):
+            if self.parking.park(
+                conn,
+                d.record,
+                event_id=ev.event_id,
+                order_id=ev.order_id,
+                event_type=ev.event_type,
+                state="dead",
+                blocks=False,
+                error_kind="stale",
+                error=reason,
+                delay_s=0,
+                now=utcnow(),
+            ):
+                log.error(
+                    "stale event dead-lettered",
+                    reason=reason,
+                    action="inspect with `saga dlq show`; it is not applied on redrive either",
                 )
         out.dead += 1
 

@@ -2,16 +2,19 @@
 
 Order per order_id holds because rows are read in id order and handed to one idempotent
 producer; if a delivery fails, nothing from that row on is marked sent, so the next round
-re-sends the tail in order (consumers dedupe the repeats).
+re-sends the tail in order (consumers dedupe the repeats). Sent rows stay for
+SAGA_OUTBOX_RETENTION_S and go with their partition (eventing/partitions.py): publishing
+never waits for clean-up.
 """
 
 from __future__ import annotations
 
 import threading
-import time
+from collections import defaultdict
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from eventing import db
 from eventing.kafka.clients import EventProducer
@@ -28,66 +31,48 @@ _LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtext('checkout-saga-outbox-relay
 
 class Relay:
     def __init__(
-        self,
-        dsn: str,
-        producer: EventProducer,
-        batch: int = 2000,
-        retention_s: float = 3600.0,
-        idle_poll_s: float = 1.0,
-        inbox_retention_s: float = 7 * 86400.0,
+        self, dsn: str, producer: EventProducer, batch: int = 2000, idle_poll_s: float = 1.0
     ) -> None:
         self.dsn = dsn
         self.producer = producer
         self.batch = batch
-        self.retention_s = retention_s
-        self.inbox_retention_s = inbox_retention_s
         self.idle_poll_s = idle_poll_s
         self.published = 0
-        self._last_prune = 0.0
 
     def publish_once(self, conn: psycopg.Connection[Any]) -> int:
-        """Publish up to one batch; returns how many rows were marked sent."""
+        """Publish up to one batch; returns how many rows were marked sent (-1: a failure)."""
         rows = Q.rows(conn, "outbox_unsent", {"limit": self.batch})
         if not rows:
             return 0
         records = [
             (topic, bytes(key) if key is not None else None, bytes(value), decode_headers(headers))
-            for _id, topic, key, value, headers in rows
+            for _id, topic, key, value, headers, _part in rows
         ]
         errors = self.producer.produce_all(records)
-        sent: list[int] = []
+        sent: dict[str, list[int]] = defaultdict(list)
+        count = 0
         for row, err in zip(rows, errors, strict=True):
             if err is not None:
                 log.warning(
                     "outbox publish failed; will retry",
                     error=err,
                     topic=row[1],
-                    pending=len(rows) - len(sent),
+                    pending=len(rows) - count,
                 )
                 break
-            sent.append(row[0])
-        if sent:
-            Q.execute(conn, "outbox_mark_sent", {"ids": sent})
-        self.published += len(sent)
-        return len(sent) if len(sent) == len(rows) else -1
-
-    def prune(self, conn: psycopg.Connection[Any]) -> None:
-        """Sent outbox rows past their retention, and inbox entries past theirs, in chunks
-        until none is left: under sustained load more accrue per period than one chunk."""
-        if time.monotonic() - self._last_prune < 10:
-            return
-        self._last_prune = time.monotonic()
-        for query, retention in (
-            ("outbox_prune", self.retention_s),
-            ("inbox_prune", self.inbox_retention_s),
-        ):
-            total = 0
-            while (n := Q.execute(conn, query, {"retention_s": retention})) > 0:
-                total += n
-                if n < 10_000:
-                    break
-            if total:
-                log.debug("pruned", query=query, rows=total)
+            sent[row[5]].append(row[0])
+            count += 1
+        with conn.transaction():
+            for partition, ids in sent.items():
+                conn.execute(
+                    sql.SQL("UPDATE {} SET sent_at = now() WHERE id = ANY(%s)").format(
+                        sql.Identifier(partition)
+                    ),
+                    (ids,),
+                    prepare=True,
+                )
+        self.published += count
+        return count if count == len(rows) else -1
 
     def run(self, stop: threading.Event) -> None:
         """Publish until `stop`. A database error ends the run; the runtime supervises it
@@ -111,7 +96,6 @@ class Relay:
             backoff = 0.1
             if n >= self.batch:
                 continue  # more waiting: keep going without waiting for a notification
-            self.prune(conn)
             if n == 0:
                 # Sleep until a commit notifies us (trigger on outbox) or the idle poll.
                 for _ in conn.notifies(timeout=self.idle_poll_s, stop_after=1):

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from eventing.errors import classify
+from eventing.errors import classify, reraise_missing_partition
 from eventing.kafka.clients import Record
 from eventing.logging import bound_event, get_logger
 from eventing.outbox import decode_headers
@@ -67,6 +67,12 @@ class Retrier:
                 return
             event = d.event
             assert event is not None
+            # Only what was set aside as stale is checked again: any other parked message
+            # kept its order's records from being archived, so it is safe at any age.
+            stale = self.processor.stale(event) if row["error_kind"] == "stale" else None
+            if stale is not None:
+                self._failed(conn, row, "stale", stale, dead=True)
+                return
             try:
                 with conn.transaction():
                     if type(event) in self.processor.consumes:
@@ -79,6 +85,7 @@ class Retrier:
             except psycopg.OperationalError:
                 raise
             except Exception as exc:
+                reraise_missing_partition(exc)
                 kind = classify(exc)
                 policy = self.processor.policy_for(type(event))
                 now = utcnow()

@@ -13,7 +13,6 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
@@ -23,47 +22,20 @@ from eventing import db
 from eventing.crashpoints import maybe_crash
 from eventing.kafka.clients import EventConsumer, EventProducer, Record
 from eventing.logging import configure_logging, get_logger
-from eventing.migrations import apply_migrations
+from eventing.maintenance import maintenance_loop, prepare_database
 from eventing.outbox import insert_outbox
 from eventing.processing import Processor
 from eventing.relay import Relay
 from eventing.retrier import Retrier
 from eventing.retry import COMPENSATION, backoff_s
 from eventing.settings import Settings
-from eventing.tx import Handler, Tx
-from shared_events.codec import PRODUCER_OF
-from shared_events.envelope import Event
-from shared_events.topics import events_topic
+from eventing.spec import PeriodicTask, ServiceSpec, input_topics
+from eventing.tx import Tx
 
 __all__ = ["PeriodicTask", "ServiceSpec", "input_topics", "run_service"]
 
 log = get_logger(__name__)
 _ALIVE_EVERY_S = 30.0
-
-
-@dataclass(frozen=True)
-class PeriodicTask:
-    """Work on a timer (e.g. the reservation reaper), in its own transaction each run."""
-
-    name: str
-    interval_s: Callable[[Settings], float]
-    run: Callable[[Tx], int]
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    name: str
-    package: str
-    consumes: frozenset[type[Event]]
-    handle: Handler
-    compensations: frozenset[type[Event]] = frozenset()
-    periodic: tuple[PeriodicTask, ...] = ()
-    # Extra long-lived parts (e.g. the HTTP API), run in threads until `stop` is set.
-    background: tuple[Callable[[Settings, threading.Event], None], ...] = field(default=())
-
-
-def input_topics(spec: ServiceSpec) -> list[str]:
-    return sorted({events_topic(PRODUCER_OF[t]) for t in spec.consumes})
 
 
 def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> None:
@@ -209,8 +181,8 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
         signal.signal(signal.SIGINT, _on_signal)
 
     dsn = settings.dsn(spec.name)
-    applied = apply_migrations(dsn, ["eventing", spec.package])
-    log.info("schema ready", migrations_applied=len(applied))
+    applied = prepare_database(dsn, spec, settings)
+    log.info("schema ready", migrations_applied=applied)
     from eventing.kafka.admin import ensure_topics
     from shared_events.topics import ALL_TOPICS
 
@@ -218,14 +190,11 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
 
     client_id = f"{spec.name}-{socket.gethostname()}-{os.getpid()}"
     policies = {t: COMPENSATION for t in spec.compensations}
-    processor = Processor(spec.name, spec.consumes, spec.handle, settings, policies)
-    producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
-    relay = Relay(
-        dsn,
-        producer,
-        retention_s=settings.outbox_retention_s,
-        inbox_retention_s=settings.inbox_retention_s,
+    processor = Processor(
+        spec.name, spec.consumes, spec.handle, settings, policies, archives=spec.archives
     )
+    producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
+    relay = Relay(dsn, producer)
     retrier = Retrier(processor)
     threads = [
         threading.Thread(
@@ -236,6 +205,12 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
         ),
         threading.Thread(
             target=_retrier_thread, args=(retrier, dsn, stop), name="retrier", daemon=True
+        ),
+        threading.Thread(
+            target=_supervised,
+            args=("maintenance", stop, lambda: maintenance_loop(spec, settings, stop)),
+            name="maintenance",
+            daemon=True,
         ),
     ]
     threads += [

@@ -65,6 +65,13 @@ def _env_float(name: str, default: float) -> float:
         raise ValueError(f"{name}={raw!r} is not a number; unset it or give a number") from None
 
 
+def _positive(name: str, default: float) -> float:
+    value = _env_float(name, default)
+    if value <= 0:
+        raise ValueError(f"{name}={value:g} must be a positive number of seconds")
+    return value
+
+
 def local_dsn(service: str, port: int) -> str:
     """The DSN of a service's database in the local stack (role = password = `<svc>_svc`)."""
     role = f"{service}_svc"
@@ -109,9 +116,21 @@ class Settings:
     # the measured best on 2 cores: at 500 checkouts/s, p99 1.0 s with 1 against a growing
     # backlog with 0 (the consumer starved of the GIL) and with 2 (one process too many).
     http_workers: int = 1
-    # An inbox entry guards against a redelivery: keep it as long as Kafka keeps the event
-    # (the broker's default retention is 7 days).
-    inbox_retention_s: float = 7 * 86400.0
+    # How long each kind of data is kept, and the width of the time partitions it is kept in
+    # (old data goes by dropping whole partitions). The README's "How long data is kept"
+    # explains each window; every one is in seconds so that tests can compress a day.
+    inbox_retention_s: float = 3600.0
+    inbox_partition_s: float = 300.0
+    outbox_partition_s: float = 60.0
+    archive_after_s: float = 300.0
+    archive_retention_s: float = 86400.0
+    archive_partition_s: float = 21600.0
+    steps_partition_s: float = 3600.0
+
+    @property
+    def stale_after_s(self) -> float:
+        """Events older than this may concern records that are gone: never applied again."""
+        return self.archive_after_s + self.archive_retention_s
 
     def dsn(self, service: str) -> str:
         try:
@@ -142,7 +161,7 @@ def load_settings() -> Settings:
         log_level=_env("SAGA_LOG_LEVEL", "INFO"),
         reservation_ttl_s=_env_float("SAGA_RESERVATION_TTL_S", 600.0),
         reaper_interval_s=_env_float("SAGA_REAPER_INTERVAL_S", 1.0),
-        outbox_retention_s=_env_float("SAGA_OUTBOX_RETENTION_S", 3600.0),
+        outbox_retention_s=_env_float("SAGA_OUTBOX_RETENTION_S", 600.0),
         batch_size=_env_int("SAGA_BATCH_SIZE", 500),
         pg_admin_dsn=_env("SAGA_PG_ADMIN_DSN", local_admin_dsn(pg_port)),
         cache_dir=Path(_env("SAGA_CACHE_DIR", str(default_cache_dir()))),
@@ -151,5 +170,11 @@ def load_settings() -> Settings:
         http_max_in_flight=_env_int("SAGA_HTTP_MAX_IN_FLIGHT", 5000),
         http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
         http_workers=_env_int("SAGA_HTTP_WORKERS", 1),
-        inbox_retention_s=_env_float("SAGA_INBOX_RETENTION_S", 7 * 86400.0),
+        inbox_retention_s=_positive("SAGA_INBOX_RETENTION_S", 3600.0),
+        inbox_partition_s=_positive("SAGA_INBOX_PARTITION_S", 300.0),
+        outbox_partition_s=_positive("SAGA_OUTBOX_PARTITION_S", 60.0),
+        archive_after_s=_positive("SAGA_ARCHIVE_AFTER_S", 300.0),
+        archive_retention_s=_positive("SAGA_ARCHIVE_RETENTION_S", 86400.0),
+        archive_partition_s=_positive("SAGA_ARCHIVE_PARTITION_S", 21600.0),
+        steps_partition_s=_positive("SAGA_STEPS_PARTITION_S", 3600.0),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -34,6 +35,9 @@ class Tx:
         self.cause = cause
         self.now: datetime = utcnow()
         self.rows: list[OutboxRow] = []
+        # Events the inbox could not vouch for (outside its window): the handler's own
+        # records must tell whether they were already applied.
+        self.unguarded: frozenset[uuid.UUID] = frozenset()
 
     def emit(
         self, cls: type[E], payload: Contract, *, cause: Event | None = None, order_id: Any = None

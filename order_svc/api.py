@@ -28,10 +28,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from eventing.logging import get_logger
+from eventing.settings import Settings
 from order_svc.admission import Admission, Refusal
 from order_svc.placement import CheckoutRequest, IdempotencyConflict, UnknownSku
 from order_svc.placer import Placer
 from order_svc.repository import Q
+from order_svc.retention import beyond_retention, missing_order
 
 __all__ = ["MAX_BODY_BYTES", "POOL_WAIT_S", "CheckoutApi", "create_app"]
 
@@ -96,8 +98,10 @@ class CheckoutApi:
         placer: Placer,
         admission: Admission,
         max_waiting: int,
+        settings: Settings,
         readers: int = 2,
     ) -> None:
+        self.settings = settings
         self.pool = pool
         self.placer = placer
         self.admission = admission
@@ -198,7 +202,9 @@ class CheckoutApi:
             log.warning("order database unavailable", error=str(exc).strip(), order_id=raw)
             return _unavailable("the order database is unavailable; retry later")
         if row is None:
-            return _error(404, "not_found", f"no order {order_id}")
+            if beyond_retention(order_id, self.settings):
+                return _error(410, "gone", missing_order(order_id, self.settings))
+            return _error(404, "not_found", missing_order(order_id, self.settings))
         return JSONResponse({k: _jsonable(v) for k, v in row.items()})
 
     async def health(self, _request: Request) -> Response:
@@ -206,9 +212,13 @@ class CheckoutApi:
 
 
 def create_app(
-    pool: ConnectionPool[Any], placer: Placer, admission: Admission, max_waiting: int
+    pool: ConnectionPool[Any],
+    placer: Placer,
+    admission: Admission,
+    max_waiting: int,
+    settings: Settings,
 ) -> Starlette:
-    api = CheckoutApi(pool, placer, admission, max_waiting)
+    api = CheckoutApi(pool, placer, admission, max_waiting, settings)
     app = Starlette(
         routes=[
             Route("/orders", api.place, methods=["POST"]),

@@ -25,16 +25,21 @@ class Facts:
 
     @classmethod
     def of(cls, steps: Iterable[tuple[str, str | None]]) -> Facts:
-        seen: set[str] = set()
-        payment_failure = None
-        expired = False
+        return cls(frozenset()).with_steps(steps)
+
+    def with_steps(self, steps: Iterable[tuple[str, str | None]]) -> Facts:
+        """These facts and the steps' (event type, reason): a set, so order and repeats
+        do not matter."""
+        seen = set(self.seen)
+        payment_failure = self.payment_failure
+        expired = self.expired
         for event_type, reason in steps:
             seen.add(event_type)
-            if event_type == "PaymentFailed":
+            if event_type == "PaymentFailed" and payment_failure is None:
                 payment_failure = reason
             if event_type == "InventoryReleased" and reason == "expired":
                 expired = True
-        return cls(frozenset(seen), payment_failure, expired)
+        return Facts(frozenset(seen), payment_failure, expired)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
+
 from psycopg.types.json import Jsonb
 
 from eventing.logging import for_event, get_logger
@@ -41,6 +44,11 @@ def _start_from_event(tx: Tx, event: OrderPlaced) -> None:
             log.info("saga started from an OrderPlaced published by another system")
 
 
+def _reason(event: Event) -> str | None:
+    reason = getattr(event.payload, "reason", None)
+    return reason if isinstance(reason, str) else None
+
+
 def handle(tx: Tx, events: list[Event]) -> None:
     """Record the steps, then derive each touched order's status from all its facts.
 
@@ -53,28 +61,35 @@ def handle(tx: Tx, events: list[Event]) -> None:
         if isinstance(e, OrderPlaced):
             _start_from_event(tx, e)
     current = repo.lock_orders(tx.conn, (e.order_id for e in events))
-    touched = repo.record_steps(tx.conn, events)
-    if not touched:
-        return
-    last_event = {e.order_id: e for e in events}
-    updates = {}
-    for order_id, facts in repo.facts_of(tx.conn, touched).items():
-        new, old = derive_status(facts), current[order_id]
-        if new == old:
+    if tx.unguarded:  # outside the inbox's window: our own record says if it is a repeat
+        known = repo.known_steps(tx.conn, [e for e in events if e.event_id in tx.unguarded])
+        events = [e for e in events if e.event_id not in known]
+    repo.record_steps(tx.conn, events)
+    by_order: dict[uuid.UUID, list[Event]] = defaultdict(list)
+    for e in events:
+        by_order[e.order_id].append(e)
+    updates: dict[uuid.UUID, repo.OrderState] = {}
+    for order_id, seen in by_order.items():
+        old = current[order_id]
+        facts = old.facts.with_steps((e.event_type, _reason(e)) for e in seen)
+        new = derive_status(facts)
+        if facts == old.facts:
             continue
-        with for_event(last_event[order_id]):
-            if old.terminal:
-                log.error(
-                    "event would change a terminal order; kept as it is",
-                    status=old.status,
-                    would_be=new.status,
-                )
-                continue
-            log.info(
-                "order status changed",
-                status=new.status,
-                cancel_reason=new.cancel_reason,
-                previous=old.status,
-            )
-        updates[order_id] = new
-    repo.set_statuses(tx.conn, updates)
+        if new != old.status:
+            with for_event(seen[-1]):
+                if old.status.terminal:
+                    log.error(
+                        "event would change a terminal order; kept as it is",
+                        status=old.status.status,
+                        would_be=new.status,
+                    )
+                    new = old.status
+                else:
+                    log.info(
+                        "order status changed",
+                        status=new.status,
+                        cancel_reason=new.cancel_reason,
+                        previous=old.status.status,
+                    )
+        updates[order_id] = repo.OrderState(new, facts)
+    repo.write_orders(tx.conn, updates)

@@ -222,7 +222,9 @@ def serve(
     )
     pool.open(wait=False)
     placer = Placer(pool, settings.http_db_pool_size, _MAX_BATCH, POOL_WAIT_S)
-    app = create_app(pool, placer, admission, _WAITING_PER_PLACER * settings.http_db_pool_size)
+    app = create_app(
+        pool, placer, admission, _WAITING_PER_PLACER * settings.http_db_pool_size, settings
+    )
     api: CheckoutApi = app.state.api
     counter = threading.Thread(
         target=_count_in_flight,

@@ -18,6 +18,7 @@ from eventing.outbox import insert_outbox, row_for_event
 from order_svc.repository import Q, record_steps
 from shared_events.common import Address, LineItem, StockLine, check_unique_skus
 from shared_events.envelope import Contract
+from shared_events.ids import new_id
 from shared_events.order import OrderPlaced, OrderPlacedPayload
 from shared_events.topics import events_topic
 
@@ -154,7 +155,7 @@ def place_orders(
                 card_token=req.card_token,
                 ship_to=req.ship_to,
             )
-            event = OrderPlaced.create(order_id=uuid.uuid4(), producer="order", payload=payload)
+            event = OrderPlaced.create(order_id=new_id(), producer="order", payload=payload)
             rows.append(
                 (
                     event.order_id,
@@ -168,6 +169,7 @@ def place_orders(
                     req.ship_to.model_dump_json(),
                     key,
                     req_hash,
+                    ["OrderPlaced"],
                 )
             )
             events.append(event)

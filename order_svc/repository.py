@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -16,7 +16,13 @@ from shared_events.envelope import Event
 Q = Queries.load("order_svc")
 Conn = psycopg.Connection[Any]
 
-__all__ = ["Q", "facts_of", "lock_orders", "record_steps", "set_statuses"]
+__all__ = ["OrderState", "Q", "known_steps", "lock_orders", "record_steps", "write_orders"]
+
+
+@dataclass(frozen=True)
+class OrderState:
+    status: Status
+    facts: Facts
 
 
 def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
@@ -48,30 +54,52 @@ def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
     return {e.order_id for e in events}
 
 
-def lock_orders(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Status]:
-    """Create stubs for orders not seen yet, lock all of them, return their current status."""
+def lock_orders(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, OrderState]:
+    """Create stubs for orders not seen yet, lock all of them, return their status and facts."""
     ids = sorted(set(order_ids))
     # An event may overtake the OrderPlaced of an order placed elsewhere: keep a stub.
     Q.execute(conn, "insert_stub_orders", {"order_ids": ids})
-    rows = Q.all(conn, "lock_orders", {"order_ids": ids})
-    return {r["order_id"]: Status(r["status"], r["cancel_reason"]) for r in rows}
+    return {
+        oid: OrderState(Status(status, reason), Facts(frozenset(seen), failure, expired))
+        for oid, status, reason, seen, failure, expired in Q.rows(
+            conn, "lock_orders", {"order_ids": ids}
+        )
+    }
 
 
-def facts_of(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Facts]:
-    steps: dict[uuid.UUID, list[tuple[str, str | None]]] = defaultdict(list)
-    for r in Q.all(conn, "step_facts", {"order_ids": list(order_ids)}):
-        steps[r["order_id"]].append((r["event_type"], r["reason"]))
-    return {oid: Facts.of(s) for oid, s in steps.items()}
+def known_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
+    """Which of these events the saga record already holds (for events the inbox could not
+    vouch for; it probes every partition of saga_steps, so it is not for the hot path)."""
+    if not events:
+        return set()
+    rows = Q.rows(
+        conn,
+        "known_steps",
+        {
+            "order_ids": list({e.order_id for e in events}),
+            "event_ids": [e.event_id for e in events],
+        },
+    )
+    return {r[0] for r in rows}
 
 
-def set_statuses(conn: Conn, updates: dict[uuid.UUID, Status]) -> None:
+def write_orders(conn: Conn, updates: dict[uuid.UUID, OrderState]) -> None:
     if updates:
         Q.execute(
             conn,
-            "set_statuses",
+            "write_orders",
             {
                 "order_ids": list(updates),
-                "statuses": [s.status for s in updates.values()],
-                "cancel_reasons": [s.cancel_reason for s in updates.values()],
+                "statuses": [u.status.status for u in updates.values()],
+                "cancel_reasons": [u.status.cancel_reason for u in updates.values()],
+                "seen": [_text_array(u.facts.seen) for u in updates.values()],
+                "payment_failures": [u.facts.payment_failure for u in updates.values()],
+                "expired": [u.facts.expired for u in updates.values()],
             },
         )
+
+
+def _text_array(values: Iterable[str]) -> str:
+    # An array of arrays cannot be ragged in PostgreSQL: each order's set travels as the
+    # text of a text[] literal (event type names need no quoting).
+    return "{" + ",".join(sorted(values)) + "}"

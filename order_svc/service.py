@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
-from eventing.runtime import ServiceSpec
+from eventing.archive import ArchivedTable
+from eventing.partitions import TimePartitioned
+from eventing.spec import ServiceSpec
 from order_svc.handlers import CONSUMES, handle
 from order_svc.http_server import http_api
 
 __all__ = ["SPEC"]
 
 SPEC = ServiceSpec(
-    name="order", package="order_svc", consumes=CONSUMES, handle=handle, background=(http_api,)
+    name="order",
+    package="order_svc",
+    consumes=CONSUMES,
+    handle=handle,
+    background=(http_api,),
+    # Steps are read by the trace only: they stay as long as archived orders do.
+    partitioned=(
+        TimePartitioned(
+            "saga_steps",
+            interval_s=lambda s: s.steps_partition_s,
+            retention_s=lambda s: s.archive_after_s + s.archive_retention_s,
+            ahead_s=3600.0,
+        ),
+    ),
+    archives=(ArchivedTable("orders", "t.status IN ('COMPLETED', 'CANCELLED')"),),
 )

@@ -84,6 +84,7 @@ class Gateway:
             conn = self._conn()
             self._check_faults(conn)
             with conn.transaction():
+                Q.execute(conn, "gateway_lock_keys", {"keys": [o.key for o in ops]})
                 Q.execute(
                     conn,
                     "gateway_record_many",

@@ -13,7 +13,7 @@ from payment_svc import domain
 from payment_svc.gateway import Gateway, GatewayResult
 from payment_svc.repository import Ledger, Payment, Refund
 from shared_events.envelope import Event
-from shared_events.fulfillment import FulfillmentFailed
+from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
 from shared_events.inventory import InventoryReleased, InventoryReserved
 from shared_events.payment import (
     PaymentCharged,
@@ -28,7 +28,7 @@ __all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
 CONSUMES: frozenset[type[Event]] = frozenset(
-    {InventoryReserved, FulfillmentFailed, InventoryReleased}
+    {InventoryReserved, FulfillmentFailed, InventoryReleased, ShipmentScheduled}
 )
 # Placeholder status while the gateway call of this batch is outstanding.
 CHARGING = "charging"
@@ -167,6 +167,20 @@ def _on_released(tx: Tx, ledger: Ledger, e: InventoryReleased) -> None:
     log.info("lapsed reservation answered: not charged")
 
 
+def _on_shipped(ledger: Ledger, e: ShipmentScheduled) -> None:
+    """The goods are on their way: no refund can be asked for any more, the charge is settled
+    (and the payment may go to the archive)."""
+    payment = ledger.payments.get(e.order_id)
+    if payment is None or payment.status != "charged":
+        log.info(
+            "shipment for a payment not charged here; nothing to settle",
+            status=ledger.status(e.order_id),
+        )
+        return
+    payment.status = "settled"
+    ledger.settled.append(e.order_id)
+
+
 def handle(tx: Tx, events: list[Event]) -> None:
     """Decide every event in order, call the gateway once for all charges and once for all
     refunds, then finish each event with its result (emitting in the original order)."""
@@ -183,6 +197,8 @@ def handle(tx: Tx, events: list[Event]) -> None:
                 finish = _on_fulfillment_failed(tx, ledger, e, refunds)
             elif isinstance(e, InventoryReleased):
                 _on_released(tx, ledger, e)
+            elif isinstance(e, ShipmentScheduled):
+                _on_shipped(ledger, e)
             if finish is not None:
                 pending.append((e, finish))
     if pending:

@@ -43,6 +43,7 @@ class Ledger:
     def __init__(self, payments: dict[uuid.UUID, Payment]) -> None:
         self.payments = payments
         self.refunds: list[Refund] = []
+        self.settled: list[uuid.UUID] = []
 
     @classmethod
     def load(cls, conn: Conn, order_ids: set[uuid.UUID]) -> Ledger:
@@ -97,3 +98,5 @@ class Ledger:
                 ),
             )
             Q.execute(conn, "mark_refunded_many", {"order_ids": [r.order_id for r in self.refunds]})
+        if self.settled:
+            Q.execute(conn, "mark_settled_many", {"order_ids": self.settled})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eventing.migrations import apply_migrations
+from eventing.maintenance import prepare_database
 from eventing.settings import Settings
 from inventory_svc.repository import set_stock
 from order_svc.repository import Q as ORDER_Q
@@ -32,7 +32,7 @@ def ensure_schemas(cfg: Settings, services: tuple[str, ...] = ("order", "invento
     from saga_cli.services import spec_for
 
     for name in services:
-        apply_migrations(cfg.dsn(name), ["eventing", spec_for(name).package])
+        prepare_database(cfg.dsn(name), spec_for(name), cfg)
 
 
 def set_item(

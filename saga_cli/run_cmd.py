@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from eventing.migrations import apply_migrations
+from eventing.maintenance import prepare_database
 from eventing.runtime import run_service
 from eventing.settings import SERVICES
 from saga_cli.db import settings
@@ -32,6 +32,5 @@ def migrate(service: str) -> None:
     """Apply pending schema migrations (services also do this at start)."""
     cfg = settings()
     for name in SERVICES if service == "all" else (service,):
-        spec = spec_for(name)
-        applied = apply_migrations(cfg.dsn(name), ["eventing", spec.package])
-        click.echo(f"{name}: {len(applied)} migration(s) applied")
+        applied = prepare_database(cfg.dsn(name), spec_for(name), cfg)
+        click.echo(f"{name}: {applied} migration(s) applied")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from eventing.runtime import ServiceSpec
+from eventing.spec import ServiceSpec
 
 __all__ = ["spec_for"]
 

@@ -150,6 +150,7 @@ def build_trace(
         "total_minor": order["total_minor"],
         "created_at": order["created_at"].isoformat(),
         "terminal_at": order["terminal_at"].isoformat() if order["terminal_at"] else None,
+        "archived_at": order["archived_at"].isoformat() if order["archived_at"] else None,
         "duration_ms": _ms(start, prev) if terminal and start and prev else None,
         "events": events,
         "compensations": [e for e in events if e["compensation"]],

@@ -8,6 +8,7 @@ import uuid
 
 import click
 
+from order_svc.retention import missing_order
 from saga_cli.db import connect, settings
 from saga_cli.durations import as_seconds, format_duration
 from saga_cli.trace import (
@@ -68,9 +69,7 @@ def trace(
     with connect("order", cfg) as conn:
         t = build_trace(conn, cfg, order_id)
         if t is None:
-            raise click.ClickException(
-                f"no order {order_id} in the order database (placed elsewhere and not seen yet?)"
-            )
+            raise click.ClickException(missing_order(order_id, cfg))
         if not follow:
             click.echo(json.dumps(t) if as_json else render_trace(t))
             return

@@ -12,6 +12,8 @@ from typing import Any, ClassVar, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from shared_events.ids import new_id
+
 __all__ = ["Contract", "Event", "new_event_id", "utcnow"]
 
 
@@ -26,7 +28,7 @@ def utcnow() -> datetime:
 
 
 def new_event_id() -> uuid.UUID:
-    return uuid.uuid4()
+    return new_id()
 
 
 class Event(Contract):

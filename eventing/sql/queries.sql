@@ -1,36 +1,42 @@
 -- Named queries of the shared runtime (inbox, outbox, parked messages).
 
 -- name: inbox_claim_many
-INSERT INTO inbox (event_id)
-SELECT unnest(%(event_ids)s::uuid[])
+-- Each event under its own occurred_at: both copies of one event meet in one partition.
+INSERT INTO inbox (event_id, occurred_at)
+SELECT * FROM unnest(%(event_ids)s::uuid[], %(occurred_ats)s::timestamptz[])
 ON CONFLICT DO NOTHING
 RETURNING event_id
 
--- name: inbox_claim_one
-INSERT INTO inbox (event_id) VALUES (%(event_id)s)
+-- name: inbox_claim_many_with_legacy
+-- While the inbox from before partitioning still holds recent ids, they count too.
+INSERT INTO inbox (event_id, occurred_at)
+SELECT u.event_id, u.occurred_at
+FROM unnest(%(event_ids)s::uuid[], %(occurred_ats)s::timestamptz[]) AS u (event_id, occurred_at)
+WHERE NOT EXISTS (SELECT 1 FROM inbox_legacy l WHERE l.event_id = u.event_id)
 ON CONFLICT DO NOTHING
 RETURNING event_id
+
+-- name: inbox_legacy_present
+SELECT to_regclass('inbox_legacy') IS NOT NULL
+
+-- name: inbox_legacy_expired
+-- The pre-partitioning inbox can go once its newest entry is past the inbox retention.
+SELECT coalesce(max(consumed_at), '-infinity') < now() - make_interval(secs => %(retention_s)s)
+FROM inbox_legacy
+
+-- name: inbox_legacy_drop
+DROP TABLE IF EXISTS inbox_legacy
 
 -- name: outbox_copy
 COPY outbox (topic, key, value, headers, order_id, event_id, event_type) FROM STDIN
 
 -- name: outbox_unsent
-SELECT id, topic, key, value, headers
+-- tableoid: the partition each row is in, so marking it sent touches that partition only.
+SELECT id, topic, key, value, headers, tableoid::regclass::text
 FROM outbox
 WHERE sent_at IS NULL
 ORDER BY id
 LIMIT %(limit)s
-
--- name: outbox_mark_sent
-UPDATE outbox SET sent_at = now() WHERE id = ANY(%(ids)s)
-
--- name: outbox_prune
-DELETE FROM outbox
-WHERE id IN (
-    SELECT id FROM outbox
-    WHERE sent_at < now() - make_interval(secs => %(retention_s)s)
-    LIMIT 10000
-)
 
 -- name: parked_blocking_orders
 SELECT DISTINCT order_id FROM parked
@@ -102,11 +108,3 @@ RETURNING seq, event_id, order_id, event_type
 SELECT seq, event_id, event_type, state, attempts, error_kind, last_error, first_failed_at,
        last_failed_at, next_attempt_at, parked_at
 FROM parked WHERE order_id = %(order_id)s ORDER BY seq
-
--- name: inbox_prune
-DELETE FROM inbox
-WHERE event_id IN (
-    SELECT event_id FROM inbox
-    WHERE consumed_at < now() - make_interval(secs => %(retention_s)s)
-    LIMIT 10000
-)

@@ -11,3 +11,11 @@ CREATE TABLE shipments (
     failure_reason     text,
     created_at         timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX shipments_created ON shipments (created_at);
+
+-- Shipment decisions, SAGA_ARCHIVE_AFTER_S after they were made (eventing/archive.py).
+CREATE TABLE shipments_archive (
+    LIKE shipments INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+    archived_at timestamptz NOT NULL DEFAULT now()
+) PARTITION BY RANGE (archived_at);
+CREATE INDEX shipments_archive_order ON shipments_archive (order_id);

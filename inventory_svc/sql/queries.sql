@@ -58,3 +58,12 @@ UPDATE reservations r SET status = u.status, release_reason = u.release_reason,
 FROM unnest(%(reservation_ids)s::uuid[], %(statuses)s::text[], %(release_reasons)s::text[])
      AS u (reservation_id, status, release_reason)
 WHERE r.reservation_id = u.reservation_id
+
+-- name: rollup_committed
+-- Before an archive partition of reservations is dropped: keep what it committed, per SKU.
+INSERT INTO committed_dropped (sku, qty)
+SELECT li->>'sku', sum((li->>'qty')::bigint)
+FROM {partition} r, jsonb_array_elements(r.items) AS li
+WHERE r.status = 'committed'
+GROUP BY 1
+ON CONFLICT (sku) DO UPDATE SET qty = committed_dropped.qty + excluded.qty

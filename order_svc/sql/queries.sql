@@ -27,27 +27,30 @@ UPDATE orders SET customer_id = %(customer_id)s, items = %(items)s,
 WHERE order_id = %(order_id)s AND customer_id IS NULL
 
 -- name: lock_orders
-SELECT order_id, status, cancel_reason FROM orders
+SELECT order_id, status, cancel_reason, seen, payment_failure, expired FROM orders
 WHERE order_id = ANY(%(order_ids)s::uuid[])
 ORDER BY order_id
 FOR UPDATE
 
--- name: step_facts
-SELECT order_id, event_type, payload->>'reason' AS reason
-FROM saga_steps WHERE order_id = ANY(%(order_ids)s::uuid[])
+-- name: known_steps
+SELECT event_id FROM saga_steps
+WHERE order_id = ANY(%(order_ids)s::uuid[]) AND event_id = ANY(%(event_ids)s::uuid[])
 
--- name: set_statuses
-UPDATE orders o SET status = u.status, cancel_reason = u.cancel_reason, updated_at = now(),
+-- name: write_orders
+UPDATE orders o SET status = u.status, cancel_reason = u.cancel_reason, seen = u.seen::text[],
+    payment_failure = u.payment_failure, expired = u.expired, updated_at = now(),
     terminal_at = CASE WHEN u.status IN ('COMPLETED', 'CANCELLED')
                        THEN coalesce(o.terminal_at, now()) END
-FROM unnest(%(order_ids)s::uuid[], %(statuses)s::text[], %(cancel_reasons)s::text[])
-     AS u (order_id, status, cancel_reason)
+FROM unnest(%(order_ids)s::uuid[], %(statuses)s::text[], %(cancel_reasons)s::text[],
+            %(seen)s::text[], %(payment_failures)s::text[], %(expired)s::bool[])
+     AS u (order_id, status, cancel_reason, seen, payment_failure, expired)
 WHERE o.order_id = u.order_id
 
 -- name: get_order
+-- Running or archived (orders_all): an order reads the same after it moved.
 SELECT order_id, status, cancel_reason, origin, customer_id, items, total_minor, currency,
-       ship_to, created_at, updated_at, terminal_at
-FROM orders WHERE order_id = %(order_id)s
+       ship_to, created_at, updated_at, terminal_at, archived_at
+FROM orders_all WHERE order_id = %(order_id)s
 
 -- name: steps_of
 SELECT event_id, event_type, producer, occurred_at, recorded_at, causation_id, compensation,
@@ -67,7 +70,7 @@ SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')
 -- name: bench_progress
 SELECT count(*) AS placed,
        count(*) FILTER (WHERE status IN ('COMPLETED', 'CANCELLED')) AS terminal
-FROM orders WHERE customer_id = %(customer_id)s
+FROM orders_all WHERE customer_id = %(customer_id)s
 
 -- name: bench_latency_ms
 SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
@@ -75,18 +78,23 @@ SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (
        max(extract(epoch FROM terminal_at - created_at))::float8 * 1000 AS max_ms,
        min(created_at) AS first_placed, max(created_at) AS last_placed,
        max(terminal_at) AS last_terminal
-FROM orders WHERE customer_id = %(customer_id)s AND terminal_at IS NOT NULL
+FROM orders_all WHERE customer_id = %(customer_id)s AND terminal_at IS NOT NULL
 
 -- name: bench_completions_between
-SELECT count(*) FROM orders
+SELECT count(*) FROM orders_all
 WHERE customer_id = %(customer_id)s AND terminal_at BETWEEN %(start)s AND %(end)s
 
 -- name: bench_outcomes
-SELECT status, cancel_reason, count(*) AS n FROM orders
+SELECT status, cancel_reason, count(*) AS n FROM orders_all
 WHERE customer_id = %(customer_id)s GROUP BY 1, 2 ORDER BY 3 DESC
 
 -- name: orders_by_idempotency_keys
+-- One statement over both tables: an order the archiver moves meanwhile is seen in one of
+-- them, never in neither.
 SELECT idempotency_key, order_id, status, request_hash FROM orders
+WHERE idempotency_key = ANY(%(keys)s::text[])
+UNION ALL
+SELECT idempotency_key, order_id, status, request_hash FROM orders_archive
 WHERE idempotency_key = ANY(%(keys)s::text[])
 
 -- name: copy_steps
@@ -96,5 +104,5 @@ FROM STDIN
 
 -- name: copy_orders
 COPY orders (order_id, status, origin, customer_id, items, total_minor, currency, card_token,
-             ship_to, idempotency_key, request_hash)
+             ship_to, idempotency_key, request_hash, seen)
 FROM STDIN

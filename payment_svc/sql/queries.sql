@@ -28,12 +28,23 @@ COPY refunds (order_id, refund_id, amount_minor, reason, gateway_ref) FROM STDIN
 UPDATE payments SET status = 'refunded', updated_at = now()
 WHERE order_id = ANY(%(order_ids)s::uuid[])
 
+-- name: gateway_lock_keys
+-- One call per key at a time, as a gateway's idempotency demands (sorted: no deadlocks).
+SELECT count(pg_advisory_xact_lock(hashtextextended(k, 7)))
+FROM (SELECT k FROM unnest(%(keys)s::text[]) AS k ORDER BY k) AS sorted
+
 -- name: gateway_record_many
 INSERT INTO gateway_ledger (kind, order_id, idempotency_key, amount_minor, currency, outcome)
-SELECT * FROM unnest(%(kinds)s::text[], %(order_ids)s::uuid[], %(keys)s::text[],
-                     %(amounts)s::bigint[], %(currencies)s::text[], %(outcomes)s::text[])
-ON CONFLICT (idempotency_key) DO NOTHING
+SELECT u.kind, u.order_id, u.key, u.amount, u.currency, u.outcome
+FROM unnest(%(kinds)s::text[], %(order_ids)s::uuid[], %(keys)s::text[],
+            %(amounts)s::bigint[], %(currencies)s::text[], %(outcomes)s::text[])
+     AS u (kind, order_id, key, amount, currency, outcome)
+WHERE NOT EXISTS (SELECT 1 FROM gateway_ledger g WHERE g.idempotency_key = u.key)
 
 -- name: gateway_lookup_many
 SELECT idempotency_key, id, outcome FROM gateway_ledger
 WHERE idempotency_key = ANY(%(keys)s::text[])
+
+-- name: mark_settled_many
+UPDATE payments SET status = 'settled', updated_at = now()
+WHERE order_id = ANY(%(order_ids)s::uuid[]) AND status = 'charged'

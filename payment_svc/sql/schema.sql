@@ -3,18 +3,23 @@
 CREATE TABLE payments (
     order_id       uuid PRIMARY KEY,
     payment_id     uuid NOT NULL UNIQUE,
-    -- charged | declined | expired (not charged: the reservation lapsed) | refunded
-    status         text NOT NULL CHECK (status IN ('charged', 'declined', 'expired', 'refunded')),
+    -- charged -> settled (the shipment is scheduled) | refunded; declined | expired (not
+    -- charged: the reservation lapsed)
+    status         text NOT NULL,
     amount_minor   bigint NOT NULL CHECK (amount_minor >= 0),
     currency       text NOT NULL,
     gateway_ref    text,
     detail         text,
     created_at     timestamptz NOT NULL DEFAULT now(),
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT payments_status_check
+        CHECK (status IN ('charged', 'settled', 'declined', 'expired', 'refunded'))
 );
+CREATE INDEX payments_settled ON payments (updated_at)
+    WHERE status IN ('settled', 'declined', 'expired', 'refunded');
 
 CREATE TABLE refunds (
-    order_id     uuid PRIMARY KEY REFERENCES payments (order_id),
+    order_id     uuid PRIMARY KEY,
     refund_id    uuid NOT NULL UNIQUE,
     amount_minor bigint NOT NULL CHECK (amount_minor >= 0),
     reason       text NOT NULL,
@@ -22,20 +27,37 @@ CREATE TABLE refunds (
     created_at   timestamptz NOT NULL DEFAULT now()
 );
 
+-- Settled payments and their refunds, SAGA_ARCHIVE_AFTER_S after their last change
+-- (eventing/archive.py); partitions are made and dropped by the runtime's maintenance.
+CREATE TABLE payments_archive (
+    LIKE payments INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+    archived_at timestamptz NOT NULL DEFAULT now()
+) PARTITION BY RANGE (archived_at);
+CREATE INDEX payments_archive_order ON payments_archive (order_id);
+
+CREATE TABLE refunds_archive (
+    LIKE refunds INCLUDING DEFAULTS INCLUDING CONSTRAINTS,
+    archived_at timestamptz NOT NULL DEFAULT now()
+) PARTITION BY RANGE (archived_at);
+CREATE INDEX refunds_archive_order ON refunds_archive (order_id);
+
 -- The simulated payment gateway (the outside world). It writes through its own
 -- connection, outside the service's transaction, like a real remote API would: an
--- idempotency key is what keeps a retried charge from charging twice.
+-- idempotency key is what keeps a retried charge from charging twice. It keeps its ledger
+-- by time, longer than payment keeps its archive; a key is unique under an advisory lock
+-- (payment_svc/gateway.py), as a unique index of a partitioned table must include the time.
 CREATE TABLE gateway_ledger (
-    id              bigserial PRIMARY KEY,
+    id              bigserial NOT NULL,
     kind            text NOT NULL CHECK (kind IN ('charge', 'refund')),
     order_id        uuid NOT NULL,
-    idempotency_key text NOT NULL UNIQUE,
+    idempotency_key text NOT NULL,
     amount_minor    bigint NOT NULL,
     currency        text NOT NULL,
     outcome         text NOT NULL CHECK (outcome IN ('approved', 'declined')),
     created_at      timestamptz NOT NULL DEFAULT now()
-);
+) PARTITION BY RANGE (created_at);
 CREATE INDEX gateway_ledger_order ON gateway_ledger (order_id);
+CREATE INDEX gateway_ledger_key ON gateway_ledger (idempotency_key);
 
 -- Fault injection for the simulated gateway: `saga fault payment-gateway down --for 30s`.
 CREATE TABLE gateway_faults (

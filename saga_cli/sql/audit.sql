@@ -1,10 +1,13 @@
 -- Set-based reads of `saga audit`, one pass per database. Every query takes %(ids)s: NULL
 -- for every order, or an array of order ids when re-checking a few suspects. Order ids come
 -- back as text: hashing 100k strings in Python is several times cheaper than 100k UUIDs.
+-- Records are read from the active tables and their archives alike; each row says when it
+-- was archived (NULL: active) so that saga_cli/audit.py can leave out the orders at the
+-- edge of the archive's retention, whose records elsewhere may already be dropped.
 
 -- name: audit_orders
-SELECT order_id::text, status, cancel_reason, total_minor
-FROM orders
+SELECT order_id::text, status, cancel_reason, total_minor, archived_at
+FROM orders_all
 WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
 
 -- name: audit_idle_orders
@@ -22,10 +25,15 @@ SELECT order_id::text, event_type, payload->>'reason' AS reason
 FROM saga_steps WHERE order_id = ANY(%(ids)s::uuid[])
 
 -- name: audit_skus
--- The stock counters beside what the ledger of adjustments and the reservations say.
-WITH lines AS (
+-- The stock counters beside what the ledger of adjustments and the reservations say; what
+-- committed reservations whose archive partition is gone shipped is in committed_dropped.
+WITH every_reservation AS (
+    SELECT status, items FROM reservations
+    UNION ALL
+    SELECT status, items FROM reservations_archive
+), lines AS (
     SELECT r.status, li->>'sku' AS sku, (li->>'qty')::int AS qty
-    FROM reservations r, jsonb_array_elements(r.items) AS li
+    FROM every_reservation r, jsonb_array_elements(r.items) AS li
     WHERE r.status IN ('reserved', 'paid', 'expiring', 'committed')
 ), by_sku AS (
     SELECT sku,
@@ -39,14 +47,19 @@ SELECT coalesce(s.sku, b.sku) AS sku,
        coalesce(s.on_hand, 0) AS on_hand, coalesce(s.reserved, 0) AS reserved,
        coalesce(s.shipped, 0) AS shipped, coalesce(s.received, 0) AS received,
        coalesce(a.total, 0)::bigint AS adjustments,
-       coalesce(b.held, 0)::bigint AS held, coalesce(b.committed, 0)::bigint AS committed
+       coalesce(b.held, 0)::bigint AS held,
+       (coalesce(b.committed, 0) + coalesce(d.qty, 0))::bigint AS committed
 FROM stock s
 LEFT JOIN adjusted a ON a.sku = s.sku
+LEFT JOIN committed_dropped d ON d.sku = s.sku
 FULL JOIN by_sku b ON b.sku = s.sku
 ORDER BY 1
 
 -- name: audit_reservations
-SELECT order_id::text, status FROM reservations
+SELECT order_id::text, status, NULL::timestamptz AS archived_at FROM reservations
+WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
+UNION ALL
+SELECT order_id::text, status, archived_at FROM reservations_archive
 WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
 
 -- name: audit_money
@@ -62,18 +75,25 @@ WITH ledger AS (
     FROM gateway_ledger
     WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
     GROUP BY order_id
+), payment AS (
+    SELECT order_id, status, NULL::timestamptz AS archived_at FROM payments
+    WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
+    UNION ALL
+    SELECT order_id, status, archived_at FROM payments_archive
+    WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
 )
 SELECT coalesce(l.order_id, p.order_id)::text AS order_id, p.status AS payment_status,
        coalesce(l.charges, 0) AS charges, coalesce(l.charged, 0)::bigint AS charged,
-       coalesce(l.refunds, 0) AS refunds, coalesce(l.refunded, 0)::bigint AS refunded
+       coalesce(l.refunds, 0) AS refunds, coalesce(l.refunded, 0)::bigint AS refunded,
+       p.archived_at
 FROM ledger l
-FULL JOIN (
-    SELECT order_id, status FROM payments
-    WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
-) p ON p.order_id = l.order_id
+FULL JOIN payment p ON p.order_id = l.order_id
 
 -- name: audit_shipments
-SELECT order_id::text, status FROM shipments
+SELECT order_id::text, status, NULL::timestamptz AS archived_at FROM shipments
+WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
+UNION ALL
+SELECT order_id::text, status, archived_at FROM shipments_archive
 WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
 
 -- name: audit_parked

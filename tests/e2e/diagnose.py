@@ -10,7 +10,7 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from eventing.runtime import input_topics
+from eventing.spec import input_topics
 from eventing.settings import SERVICES, Settings
 from saga_cli.services import spec_for
 from tests.e2e.kafka_tools import lag

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from eventing.outbox import decode_headers
-from eventing.runtime import input_topics
+from eventing.spec import input_topics
 from eventing.settings import SERVICES, Settings
 from saga_cli.services import spec_for
 from tests.e2e.harness import (

@@ -10,7 +10,11 @@ from contextlib import contextmanager
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from eventing import db
+from eventing.maintenance import RUNTIME_PARTITIONS
 from eventing.migrations import apply_migrations, load_migrations
+from eventing.partitions import maintain
+from eventing.settings import load_settings
 
 # Named after the runtime's migrations, so a changed schema gets a template of its own.
 TEMPLATE = (
@@ -55,7 +59,11 @@ def fresh_database(admin_dsn: str) -> Iterator[str]:
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     try:
-        yield _dsn_for(admin_dsn, name)
+        dsn = _dsn_for(admin_dsn, name)
+        # The template's partitions were made when it was: make today's.
+        with db.connect(dsn) as conn:
+            maintain(conn, RUNTIME_PARTITIONS, load_settings())
+        yield dsn
     finally:
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

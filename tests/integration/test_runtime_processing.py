@@ -225,28 +225,3 @@ def test_poison_is_dead_lettered_and_does_not_block_its_order(
     # the same poison delivered again is not parked twice
     assert processor.process(db, [dataclasses.replace(poison)]).dead == 1
     assert len(parked(db)) == 1
-
-
-def test_prune_removes_old_sent_outbox_rows_and_old_inbox_entries(
-    db: Any, processor: Processor
-) -> None:
-    from eventing.relay import Relay
-
-    processor.process(db, [record(order_placed()) for _ in range(3)])
-    db.execute(
-        "UPDATE outbox SET sent_at = now() - interval '2 hours' WHERE id IN "
-        "(SELECT id FROM outbox ORDER BY id LIMIT 2)"
-    )
-    db.execute(
-        "UPDATE inbox SET consumed_at = now() - interval '8 days' WHERE event_id IN "
-        "(SELECT event_id FROM inbox LIMIT 1)"
-    )
-    relay = Relay(
-        "unused",
-        producer=None,
-        retention_s=3600,  # type: ignore[arg-type]
-        inbox_retention_s=7 * 86400,
-    )
-    relay.prune(db)
-    assert db.execute("SELECT count(*) FROM outbox").fetchone() == (1,)  # unsent one stays
-    assert db.execute("SELECT count(*) FROM inbox").fetchone() == (2,)
