@@ -257,7 +257,8 @@ def maintain(
         step, keep = spec.interval(settings), spec.retention(settings)
         parts = list_partitions(conn, spec.table)
         start = now - keep if spec.cover_past else now
-        end = now + max(step * 2, timedelta(seconds=spec.ahead_s))
+        # Never fewer than two partitions ahead, nor more than ten (short test intervals).
+        end = now + min(max(step * 2, timedelta(seconds=spec.ahead_s)), step * 10)
         for lo, hi in missing_ranges(parts, start, end, step):
             try:
                 report.created.append(_create(conn, spec.table, lo, hi))

@@ -139,6 +139,20 @@ class Settings:
             raise ValueError(f"unknown service {service!r}; expected one of {SERVICES}") from None
 
 
+# Each partition is a table: a retention of thousands of partitions would slow every query
+# that reads across them (and the catalog).
+_MAX_PARTITIONS = 500
+
+
+def _check_partitions(pairs: dict[str, tuple[float, float]]) -> None:
+    for names, (retention, interval) in pairs.items():
+        if retention / interval > _MAX_PARTITIONS:
+            raise ValueError(
+                f"{names} keep {retention / interval:.0f} partitions; keep the ratio under "
+                f"{_MAX_PARTITIONS} (each partition is a table): raise the partition interval"
+            )
+
+
 def load_settings() -> Settings:
     stack_dir = Path(_env("SAGA_STACK_DIR", str(default_stack_dir())))
     kafka_port = _env_int("SAGA_KAFKA_PORT", DEFAULT_KAFKA_PORT)
@@ -147,7 +161,7 @@ def load_settings() -> Settings:
     partitions = _env_int("SAGA_TOPIC_PARTITIONS", 4)
     if partitions < 1:
         raise ValueError(f"SAGA_TOPIC_PARTITIONS={partitions} must be at least 1")
-    return Settings(
+    settings = Settings(
         stack_dir=stack_dir,
         kafka_port=kafka_port,
         kafka_controller_port=_env_int("SAGA_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT),
@@ -178,3 +192,25 @@ def load_settings() -> Settings:
         archive_partition_s=_positive("SAGA_ARCHIVE_PARTITION_S", 21600.0),
         steps_partition_s=_positive("SAGA_STEPS_PARTITION_S", 3600.0),
     )
+    s = settings
+    _check_partitions(
+        {
+            "SAGA_INBOX_RETENTION_S / SAGA_INBOX_PARTITION_S": (
+                s.inbox_retention_s,
+                s.inbox_partition_s,
+            ),
+            "SAGA_OUTBOX_RETENTION_S / SAGA_OUTBOX_PARTITION_S": (
+                s.outbox_retention_s,
+                s.outbox_partition_s,
+            ),
+            "SAGA_ARCHIVE_RETENTION_S / SAGA_ARCHIVE_PARTITION_S": (
+                s.archive_retention_s,
+                s.archive_partition_s,
+            ),
+            "SAGA_ARCHIVE_RETENTION_S / SAGA_STEPS_PARTITION_S": (
+                s.archive_after_s + s.archive_retention_s,
+                s.steps_partition_s,
+            ),
+        }
+    )
+    return settings

@@ -66,6 +66,13 @@ class Gateway:
             self._local.conn = conn
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection (the gateway reconnects when called again)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+        self._local.conn = None
+
     def _check_faults(self, conn: psycopg.Connection[Any]) -> None:
         fault = Q.one(conn, "gateway_active_fault")
         if fault is None:
