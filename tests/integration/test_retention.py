@@ -5,6 +5,7 @@ message redriven after the dedupe window."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -88,7 +89,7 @@ def test_outbox_partitions_are_made_ahead_and_go_only_once_sent_and_expired(
     maintain(runtime_db, [outbox], cfg)
     parts = list_partitions(runtime_db, "outbox")
     assert parts[-1].upper >= utcnow() + timedelta(seconds=2), "partitions are made ahead"
-    assert all(b.lower == a.upper for a, b in zip(parts, parts[1:], strict=False))
+    assert all(b.lower == a.upper for a, b in itertools.pairwise(parts))
 
     rows = [OutboxRow("t", None, b"v", [], None, None, None) for _ in range(3)]
     insert_outbox(runtime_db, rows)
