@@ -16,7 +16,9 @@ import structlog
 __all__ = ["bound_event", "configure_logging", "for_event", "get_logger"]
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | None = None) -> None:
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", service: str | None = None, instance: str = ""
+) -> None:
     """Idempotent; `fmt` is json, console or auto (console on a terminal)."""
     numeric = logging.getLevelNamesMapping().get(level.upper())
     if numeric is None:
@@ -26,6 +28,8 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", service: str | Non
     def add_service(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
         if service:
             event.setdefault("service", service)  # contextvars do not reach other threads
+        if instance:
+            event.setdefault("instance", instance)
         return event
 
     processors: list[Any] = [

@@ -29,7 +29,7 @@ from eventing.relay import Relay
 from eventing.retrier import Retrier
 from eventing.retry import COMPENSATION, backoff_s
 from eventing.settings import Settings
-from eventing.spec import PeriodicTask, ServiceSpec, input_topics
+from eventing.spec import PeriodicTask, ServiceSpec, ServiceStop, input_topics
 from eventing.tx import Tx
 
 __all__ = ["PeriodicTask", "ServiceSpec", "input_topics", "run_service"]
@@ -167,10 +167,17 @@ class _ConsumerLoop:
             self.conn.close()
 
 
-def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | None = None) -> None:
-    """Run `spec` until SIGTERM/SIGINT (or `stop`): finish the batch, commit, close."""
-    configure_logging(settings.log_level, settings.log_format, service=spec.name)
-    stop = stop or threading.Event()
+def run_service(
+    spec: ServiceSpec, settings: Settings, stop: threading.Event | None = None
+) -> str | None:
+    """Run `spec` until SIGTERM/SIGINT (or `stop`): finish the batch, commit, close.
+
+    Returns why a part of the service stopped it (None for a requested stop), for the
+    caller's exit status."""
+    configure_logging(
+        settings.log_level, settings.log_format, service=spec.name, instance=settings.instance
+    )
+    stop = stop or ServiceStop()
     if threading.current_thread() is threading.main_thread():
 
         def _on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -239,4 +246,9 @@ def run_service(spec: ServiceSpec, settings: Settings, stop: threading.Event | N
         for t in threads:
             t.join(timeout=15)
         producer.close()
-        log.info("service stopped")
+        failure = stop.failure if isinstance(stop, ServiceStop) else None
+        if failure:
+            log.error("service stopped by a failure", reason=failure)
+        else:
+            log.info("service stopped")
+    return failure

@@ -18,7 +18,29 @@ from shared_events.codec import PRODUCER_OF
 from shared_events.envelope import Event
 from shared_events.topics import events_topic
 
-__all__ = ["PeriodicTask", "ServiceSpec", "input_topics"]
+__all__ = ["PeriodicTask", "ServiceSpec", "ServiceStop", "fail", "input_topics"]
+
+
+class ServiceStop(threading.Event):
+    """A service's stop signal that also records why a part stopped it, so that the process
+    exits non-zero on a failure (systemd's Restart=on-failure, compose's restart policies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        if self.failure is None:
+            self.failure = reason
+        self.set()
+
+
+def fail(stop: threading.Event, reason: str) -> None:
+    """Stop the service because `reason` went wrong."""
+    if isinstance(stop, ServiceStop):
+        stop.fail(reason)
+    else:
+        stop.set()
 
 
 @dataclass(frozen=True)

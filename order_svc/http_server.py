@@ -28,6 +28,7 @@ from psycopg_pool import ConnectionPool
 from eventing import db
 from eventing.logging import get_logger
 from eventing.settings import Settings
+from eventing.spec import fail
 from order_svc.admission import Admission, InFlightCap, TokenBucket
 from order_svc.api import POOL_WAIT_S, CheckoutApi, create_app
 from order_svc.placer import Placer
@@ -85,7 +86,7 @@ def admission_from(settings: Settings, share: int = 1) -> Admission:
     return Admission(bucket, cap)
 
 
-def bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     """The listening socket; OSError (e.g. the port is taken) says which address failed."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be explicit: asyncio sets TCP_NODELAY on accepted connections only when
@@ -93,6 +94,8 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:  # several order-service instances serve one port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
         sock.listen(2048)
     except OSError:
@@ -156,11 +159,13 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
 BIND_GRACE_S = 15.0
 
 
-def _bind_when_free(host: str, port: int, address: str, stop: threading.Event) -> socket.socket:
+def _bind_when_free(
+    host: str, port: int, address: str, stop: threading.Event, reuse_port: bool
+) -> socket.socket:
     deadline = time.monotonic() + BIND_GRACE_S
     while True:
         try:
-            return bind(host, port)
+            return bind(host, port, reuse_port)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline or stop.is_set():
                 raise
@@ -185,10 +190,12 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
         admission = admission_from(settings)
     except ValueError as exc:
         log.error("bad checkout API settings; stopping the service", error=str(exc))
-        stop.set()
+        fail(stop, f"bad checkout API settings: {exc}")
         return
     try:
-        sock = _bind_when_free(settings.http_host, settings.http_port, address, stop)
+        sock = _bind_when_free(
+            settings.http_host, settings.http_port, address, stop, settings.http_reuse_port
+        )
     except OSError as exc:
         log.error(
             "cannot listen for the checkout API; stopping the service "
@@ -196,7 +203,7 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
             address=address,
             error=exc.strerror or str(exc),
         )
-        stop.set()
+        fail(stop, f"cannot listen on {address}: {exc.strerror or exc}")
         return
     if settings.http_workers == 0:
         serve(settings, stop, sock, admission)
@@ -263,8 +270,9 @@ def serve(
     )
     try:
         server.run(sockets=[sock])
-    except Exception:
+    except Exception as exc:
         log.exception("checkout API crashed; stopping the service", address=address)
+        fail(stop, f"checkout API crashed: {exc}")
     finally:
         stop.set()
         sock.close()

@@ -29,6 +29,7 @@ import structlog
 
 from eventing.logging import configure_logging, get_logger
 from eventing.settings import Settings, load_settings
+from eventing.spec import fail
 from order_svc.http_server import admission_from, serve
 
 __all__ = ["main", "run_workers"]
@@ -82,6 +83,7 @@ def run_workers(settings: Settings, stop: threading.Event, sock: socket.socket) 
                     pid=dead[0].pid,
                     exit_code=dead[0].returncode,
                 )
+                fail(stop, f"checkout API worker {dead[0].pid} exited with {dead[0].returncode}")
                 break
     finally:
         stop.set()

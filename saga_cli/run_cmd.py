@@ -18,12 +18,27 @@ __all__ = ["migrate", "run"]
 
 @click.command()
 @click.argument("service", type=click.Choice([*SERVICES, "all"]))
-def run(service: str) -> None:
-    """Run one service (long-lived), or `all` four under a supervisor."""
-    if service == "all":
-        sys.exit(supervise(SERVICES, color=sys.stdout.isatty()))
+@click.option(
+    "--instances",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes per service, in one consumer group, supervised (restarted if they die).",
+)
+def run(service: str, instances: int) -> None:
+    """Run one service (long-lived), or `all` four under a supervisor.
+
+    With --instances N each service runs as N processes that share its consumer group,
+    its database and (for order) the checkout API's port. A service that stops because
+    something failed exits with status 1.
+    """
+    if service == "all" or instances > 1:
+        names = SERVICES if service == "all" else (service,)
+        sys.exit(supervise(names, color=sys.stdout.isatty(), instances=instances))
     cfg = settings()
-    run_service(spec_for(service), cfg)
+    failure = run_service(spec_for(service), cfg)
+    if failure:
+        sys.exit(1)
 
 
 @click.command()

@@ -1,7 +1,9 @@
-"""`saga run all`: the four services as child processes, logs prefixed and interleaved.
+"""`saga run all` / `--instances N`: services as child processes, logs prefixed and interleaved.
 
 A child that dies is restarted with exponential backoff (reset once it has stayed up a
-while); SIGTERM/SIGINT are passed on so every child shuts down gracefully.
+while); SIGTERM/SIGINT are passed on so every child shuts down gracefully. With N instances
+each child is told which one it is (SAGA_INSTANCE, in its log lines), and order instances
+share the API port (SAGA_HTTP_REUSE_PORT).
 """
 
 from __future__ import annotations
@@ -27,19 +29,29 @@ _STABLE_S = 30.0
 @dataclass
 class _Child:
     name: str
+    instance: int = 1
+    instances: int = 1
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     started_at: float = 0.0
     next_start_at: float = 0.0
     pump: threading.Thread | None = field(default=None, repr=False)
 
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.instance}" if self.instances > 1 else self.name
 
-def _pump(name: str, stream: IO[bytes], lock: threading.Lock, color: bool) -> None:
+
+def _pump(
+    name: str, stream: IO[bytes], lock: threading.Lock, color: bool, service: str = ""
+) -> None:
     """Copy a child's output line by line behind its name. Under load a child writes
     thousands of lines a second: read what is there, prefix every whole line, write them
     with one flush, and leave the bytes as they are (no decoding)."""
-    prefix = f"{name:<11}|"
-    styled = (click.style(prefix, fg=_COLORS.get(name)) if color else prefix).encode() + b" "
+    prefix = f"{name:<13}|"
+    styled = (
+        click.style(prefix, fg=_COLORS.get(service or name)) if color else prefix
+    ).encode() + b" "
     out = sys.stdout.buffer
     pending = b""
     read = getattr(stream, "read1", stream.read)
@@ -57,18 +69,20 @@ def _pump(name: str, stream: IO[bytes], lock: threading.Lock, color: bool) -> No
 
 def _spawn(child: _Child, lock: threading.Lock, color: bool) -> None:
     cmd = [sys.executable, "-m", "saga_cli.main", "run", child.name]
-    child.proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ.copy()
-    )
+    env = os.environ.copy()
+    if child.instances > 1:
+        env["SAGA_INSTANCE"] = str(child.instance)
+        env["SAGA_HTTP_REUSE_PORT"] = "1"
+    child.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     child.started_at = time.monotonic()
     assert child.proc.stdout is not None
     child.pump = threading.Thread(
-        target=_pump, args=(child.name, child.proc.stdout, lock, color), daemon=True
+        target=_pump, args=(child.label, child.proc.stdout, lock, color, child.name), daemon=True
     )
     child.pump.start()
 
 
-def supervise(names: Sequence[str], color: bool) -> int:
+def supervise(names: Sequence[str], color: bool, instances: int = 1) -> int:
     stop = threading.Event()
     lock = threading.Lock()
 
@@ -77,7 +91,7 @@ def supervise(names: Sequence[str], color: bool) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    children = [_Child(n) for n in names]
+    children = [_Child(n, i, instances) for n in names for i in range(1, instances + 1)]
     for c in children:
         _spawn(c, lock, color)
     while not stop.is_set():
@@ -92,7 +106,7 @@ def supervise(names: Sequence[str], color: bool) -> int:
                 c.next_start_at = now + delay
                 with lock:
                     click.echo(
-                        f"{'supervisor':<11}| {c.name} exited with {code}; "
+                        f"{'supervisor':<13}| {c.label} exited with {code}; "
                         f"restarting in {delay:.1f}s (restart #{c.restarts})"
                     )
                 c.proc = None
@@ -100,7 +114,7 @@ def supervise(names: Sequence[str], color: bool) -> int:
                 _spawn(c, lock, color)
         stop.wait(0.2)
     with lock:
-        click.echo(f"{'supervisor':<11}| stopping {', '.join(names)}")
+        click.echo(f"{'supervisor':<13}| stopping {', '.join(c.label for c in children)}")
     for c in children:
         if c.proc is not None and c.proc.poll() is None:
             c.proc.send_signal(signal.SIGTERM)

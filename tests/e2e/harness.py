@@ -55,10 +55,16 @@ def wait_for(
 
 
 class Service:
-    def __init__(self, name: str, log_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, name: str, log_dir: Path, env: dict[str, str], instance: int = 0) -> None:
         self.name = name
-        self.env = env
-        self.log_path = log_dir / f"{name}.log"
+        self.instance = instance
+        self.label = f"{name}-{instance}" if instance else name
+        self.env = (
+            {**env, "SAGA_INSTANCE": str(instance), "SAGA_HTTP_REUSE_PORT": "1"}
+            if instance
+            else env
+        )
+        self.log_path = log_dir / f"{self.label}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, extra_env: dict[str, str] | None = None, until: str = "assigned") -> None:
@@ -78,7 +84,7 @@ class Service:
         )
         log.close()
         marker = _ASSIGNED if until == "assigned" else _STARTED
-        wait_for(f"{self.name} to start ({until})", lambda: self._logged(marker), timeout=60)
+        wait_for(f"{self.label} to start ({until})", lambda: self._logged(marker), timeout=60)
 
     def _logged(self, marker: re.Pattern[bytes]) -> bool:
         # Read before looking at the exit status: a crash-point run may log and die at once.
@@ -87,7 +93,7 @@ class Service:
             if marker.search(f.read()):
                 return True
         if self.proc is not None and self.proc.poll() is not None:
-            raise AssertionError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+            raise AssertionError(f"{self.label} exited with {self.proc.returncode}:\n{self.tail()}")
         return False
 
     def log_since_start(self) -> str:
@@ -120,7 +126,7 @@ class Service:
             if entry.get("level") in ("warning", "error", "critical"):
                 warnings[str(entry.get("event"))] += 1
         top = ", ".join(f"{n}x {e!r}" for e, n in warnings.most_common(6)) or "none"
-        return f"--- {self.name}: {state}; warnings: {top}\n" + "\n".join(last)
+        return f"--- {self.label}: {state}; warnings: {top}\n" + "\n".join(last)
 
     def kill(self, sig: int = signal.SIGKILL) -> int:
         assert self.proc is not None
@@ -148,27 +154,46 @@ def free_port() -> int:
 
 
 class Services:
-    def __init__(self, settings: Settings, log_dir: Path) -> None:
+    """Every service as real processes: one each, or `instances` each in one consumer group
+    (order's instances then share the API port)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        log_dir: Path,
+        instances: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> None:
         # Our own API port: a developer's `saga run` on the default port must not collide.
         self.http_port = free_port()
-        env = {**os.environ, **TEST_ENV, "SAGA_HTTP_PORT": str(self.http_port)}
+        base = {**os.environ, **TEST_ENV, "SAGA_HTTP_PORT": str(self.http_port), **(env or {})}
         self.settings = settings
-        self.by_name = {n: Service(n, log_dir, env) for n in SERVICES}
+        self.fleet = {
+            n: [
+                Service(n, log_dir, base, i if instances > 1 else 0)
+                for i in range(1, instances + 1)
+            ]
+            for n in SERVICES
+        }
+        self.by_name = {n: group[0] for n, group in self.fleet.items()}
 
     def __getitem__(self, name: str) -> Service:
         return self.by_name[name]
 
+    def every(self) -> list[Service]:
+        return [s for group in self.fleet.values() for s in group]
+
     def start_all(self) -> None:
-        for s in self.by_name.values():
+        for s in self.every():
             s.start()
 
     def stop_all(self) -> None:
-        for s in self.by_name.values():
+        for s in self.every():
             s.stop()
 
     def diagnosis(self, lines: int = 12) -> str:
         """What each service was doing: its state, its warnings, its last log lines."""
-        return "\n".join(s.diagnosis(lines) for s in self.by_name.values())
+        return "\n".join(s.diagnosis(lines) for s in self.every())
 
 
 def connect(settings: Settings, service: str) -> psycopg.Connection[Any]:

@@ -49,7 +49,7 @@ def test_run_all_restarts_a_dead_child_and_stops_cleanly(services: Services) -> 
             timeout=60,
         )
         for name in ("order", "inventory", "payment", "fulfillment"):
-            assert any(line.startswith(f"{name:<11}|") for line in lines), name
+            assert any(line.startswith(f"{name:<13}|") for line in lines), name
         before = _children(proc.pid)
         assert set(before) == {"order", "inventory", "payment", "fulfillment"}
 
