@@ -7,6 +7,7 @@ no configuration; anyone with their own Kafka and PostgreSQL sets the variables 
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,6 +125,8 @@ class Settings:
     # checkout API shares its port with other instances (SO_REUSEPORT: the kernel spreads
     # connections over them). Off by default, so that a second order service started by
     # mistake is an error rather than a silent partner.
+    # Brokers of the local stack (1 or 3), as `saga stack up --brokers` recorded them.
+    kafka_brokers: int = 1
     instance: str = ""
     http_reuse_port: bool = False
     # 0: the API runs in the order service's own process; N: in N processes of its own
@@ -168,9 +171,23 @@ def _check_partitions(pairs: dict[str, tuple[float, float]]) -> None:
             )
 
 
+def _stack_brokers(stack_dir: Path) -> int:
+    """The broker count `saga stack up` recorded for this stack dir (1 if none)."""
+    try:
+        count = json.loads((stack_dir / "saga-stack.json").read_text()).get("kafka_brokers", 1)
+    except (OSError, ValueError, AttributeError):
+        return 1
+    return count if count in (1, 3) else 1
+
+
 def load_settings() -> Settings:
     stack_dir = Path(_env("SAGA_STACK_DIR", str(default_stack_dir())))
     kafka_port = _env_int("SAGA_KAFKA_PORT", DEFAULT_KAFKA_PORT)
+    kafka_brokers = _env_int("SAGA_KAFKA_BROKERS", _stack_brokers(stack_dir))
+    if kafka_brokers not in (1, 3):
+        raise ValueError(f"SAGA_KAFKA_BROKERS={kafka_brokers} must be 1 or 3")
+    # Broker i of the local stack listens on SAGA_KAFKA_PORT + 2 * (i - 1).
+    local_bootstrap = ",".join(f"127.0.0.1:{kafka_port + 2 * i}" for i in range(kafka_brokers))
     pg_port = _env_int("SAGA_PG_PORT", DEFAULT_PG_PORT)
     dsns = {svc: _env(f"SAGA_{svc.upper()}_DB_DSN", local_dsn(svc, pg_port)) for svc in SERVICES}
     partitions = _env_int("SAGA_TOPIC_PARTITIONS", 4)
@@ -181,7 +198,8 @@ def load_settings() -> Settings:
         kafka_port=kafka_port,
         kafka_controller_port=_env_int("SAGA_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT),
         pg_port=pg_port,
-        kafka_bootstrap_servers=_env("SAGA_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{kafka_port}"),
+        kafka_bootstrap_servers=_env("SAGA_KAFKA_BOOTSTRAP_SERVERS", local_bootstrap),
+        kafka_brokers=kafka_brokers,
         db_dsns=dsns,
         topic_partitions=partitions,
         http_host=_env("SAGA_HTTP_HOST", "127.0.0.1"),

@@ -69,7 +69,10 @@ def stack(settings: Settings) -> dict[str, Any]:
         kafka, pg = report["kafka"], report["postgres"]
         problems = []
         if not kafka["healthy"]:
-            problems.append(f"Kafka at {kafka['bootstrap_servers']}: {kafka['error']}")
+            down = ", ".join(
+                f"broker {b['id']} down" for b in kafka.get("brokers", []) if not b["healthy"]
+            )
+            problems.append(f"Kafka at {kafka['bootstrap_servers']}: {kafka['error'] or down}")
         problems += [f"PostgreSQL {svc}: {err}" for svc, err in pg["errors"].items()]
         pytest.fail(
             "The stack is not up, and integration tests need it:\n  "

@@ -10,9 +10,29 @@ from typing import Any
 from eventing.settings import Settings
 from saga_cli.stack.common import StackError
 
-__all__ = ["StackPaths", "prepare_dirs", "read_state", "stack_paths", "write_state"]
+__all__ = [
+    "BrokerPaths",
+    "StackPaths",
+    "prepare_dirs",
+    "read_state",
+    "stack_paths",
+    "write_state",
+]
 
 _SOCKET_PATH_MAX = 107  # sun_path limit on Linux, minus the trailing NUL
+
+
+@dataclass(frozen=True)
+class BrokerPaths:
+    """Where one Kafka broker's files live: config, data, pid file and logs."""
+
+    dir: Path
+    data: Path
+    config: Path
+    log4j: Path
+    pid: Path
+    log: Path
+    out: Path
 
 
 @dataclass(frozen=True)
@@ -54,6 +74,35 @@ class StackPaths:
             kafka_log=logs / "kafka.log",
             kafka_out=logs / "kafka.out",
             pg_log=logs / "postgres.log",
+        )
+
+    def broker(self, broker_id: int, count: int) -> BrokerPaths:
+        """The files of broker `broker_id` in a stack of `count` brokers.
+
+        One broker keeps the layout that single-broker stacks have always had (kafka/data,
+        run/kafka.pid, logs/kafka.log), so existing stacks start again with their data; a
+        cluster gives each broker a directory of its own (kafka/<id>/, run/kafka-<id>.pid,
+        logs/kafka-<id>.log). A stack never changes its size, so the two never mix.
+        """
+        if count == 1:
+            return BrokerPaths(
+                dir=self.kafka_dir,
+                data=self.kafka_data,
+                config=self.kafka_config,
+                log4j=self.kafka_log4j,
+                pid=self.kafka_pid,
+                log=self.kafka_log,
+                out=self.kafka_out,
+            )
+        home = self.kafka_dir / str(broker_id)
+        return BrokerPaths(
+            dir=home,
+            data=home / "data",
+            config=home / "server.properties",
+            log4j=home / "log4j2.yaml",
+            pid=self.run_dir / f"kafka-{broker_id}.pid",
+            log=self.logs / f"kafka-{broker_id}.log",
+            out=self.logs / f"kafka-{broker_id}.out",
         )
 
 

@@ -12,14 +12,19 @@ from tests.e2e.harness import wait_for
 
 
 def crash_and_restart(settings: Settings, part: str) -> None:
-    """SIGKILL the Kafka broker, or an immediate shutdown of PostgreSQL (crash recovery on
-    start), then bring it back with `saga stack up`'s own code."""
+    """SIGKILL every Kafka broker of the stack (one, or all three of a cluster: Kafka as a
+    whole crashes), or an immediate shutdown of PostgreSQL (crash recovery on start), then
+    bring it back with `saga stack up`'s own code."""
     report = stack.status(settings)
-    pid = report[part]["pid"]
-    assert pid, f"{part} is not a process of the local stack: cannot restart it ({report})"
     if part == "kafka":
-        os.kill(pid, signal.SIGKILL)
+        pids = [b["pid"] for b in report["kafka"]["brokers"] if b["pid"]]
+        sig = signal.SIGKILL
     else:
-        os.kill(pid, signal.SIGQUIT)  # PostgreSQL's "immediate" shutdown: no checkpoint
-    wait_for(f"{part} (pid {pid}) to stop", lambda: not alive(pid), timeout=60)
+        pids = [report[part]["pid"]] if report[part]["pid"] else []
+        sig = signal.SIGQUIT  # PostgreSQL's "immediate" shutdown: no checkpoint
+    assert pids, f"{part} is not a process of the local stack: cannot restart it ({report})"
+    for pid in pids:
+        os.kill(pid, sig)
+    for pid in pids:
+        wait_for(f"{part} (pid {pid}) to stop", lambda p=pid: not alive(p), timeout=60)
     stack.up(settings)

@@ -10,8 +10,8 @@ import psycopg
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from eventing.spec import input_topics
 from eventing.settings import SERVICES, Settings
+from eventing.spec import input_topics
 from saga_cli.services import spec_for
 from tests.e2e.kafka_tools import lag
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from eventing.outbox import decode_headers
-from eventing.spec import input_topics
 from eventing.settings import SERVICES, Settings
+from eventing.spec import input_topics
 from saga_cli.services import spec_for
 from tests.e2e.harness import (
     Services,

@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from eventing.settings import SERVICES, Settings, local_dsn
+from saga_cli.stack import redact_dsn
 from saga_cli.stack.procs import alive
 from shared_events.topics import ALL_TOPICS
 from tests.conftest import SagaRunner
@@ -28,7 +29,7 @@ from tests.e2e.harness import wait_for
 pytestmark = pytest.mark.integration
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
@@ -44,7 +45,7 @@ def _status(run_saga: SagaRunner, env: dict[str, str] | None = None) -> tuple[in
     return done.returncode, json.loads(done.stdout)
 
 
-def _isolated_env(stack_dir: Path, kafka: int, controller: int, pg: int) -> dict[str, str]:
+def isolated_env(stack_dir: Path, kafka: int, controller: int, pg: int) -> dict[str, str]:
     # Drop every SAGA_* of the outer environment: the second stack must not inherit, say,
     # SAGA_ORDER_DB_DSN pointing at the main stack.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SAGA_")}
@@ -72,7 +73,7 @@ def scratch_dir() -> Iterator[Path]:
 
 @pytest.fixture
 def second_stack(run_saga: SagaRunner, scratch_dir: Path) -> Iterator[dict[str, str]]:
-    env = _isolated_env(scratch_dir / "stack", *_free_ports(3))
+    env = isolated_env(scratch_dir / "stack", *free_ports(3))
     yield env
     # Whatever the test did, leave no broker or postmaster of this stack behind.
     run_saga("stack", "down", "--wipe", env=env, timeout=180)
@@ -87,7 +88,10 @@ def test_status_json_reports_both_parts_healthy(
     assert report["kafka"]["bootstrap_servers"] == settings.kafka_bootstrap_servers
     assert report["kafka"]["missing_topics"] == []
     assert report["postgres"]["healthy"] is True
-    assert report["postgres"]["databases"] == {s: settings.dsn(s) for s in SERVICES}
+    # Shown without their passwords: status output lands in terminals and CI logs.
+    assert report["postgres"]["databases"] == {s: redact_dsn(settings.dsn(s)) for s in SERVICES}
+    assert all(":***@" in dsn for dsn in report["postgres"]["databases"].values())
+    assert "postgres:postgres@" not in json.dumps(report)
 
 
 def test_up_twice_is_harmless(run_saga: SagaRunner, stack: dict[str, Any]) -> None:
@@ -118,12 +122,33 @@ def test_second_stack_up_status_down_wipe(
     assert up["kafka"]["missing_topics"] == []
     kafka_pid, pg_pid = up["kafka"]["pid"], up["postgres"]["pid"]
     assert kafka_pid and pg_pid
+    # One broker: the layout and ports single-broker stacks have always had.
+    [broker] = up["kafka"]["brokers"]
+    assert broker == {
+        "id": 1,
+        "address": f"127.0.0.1:{env['SAGA_KAFKA_PORT']}",
+        "pid": kafka_pid,
+        "healthy": True,
+        "log": str(stack_dir / "logs" / "kafka.log"),
+    }
+    assert (stack_dir / "kafka" / "data" / "meta.properties").exists()
+    assert json.loads((stack_dir / "saga-stack.json").read_text())["kafka_brokers"] == 1
+    assert up["kafka"]["quorum"] is True and up["kafka"]["available"] is True
+    for name in ALL_TOPICS:
+        topic = up["kafka"]["topics"][name]
+        assert topic["replication_factor"] == 1
+        assert [p["isr"] for p in topic["partitions"]] == [[1], [1]]
 
     again = run_saga("stack", "up", env=env)
     assert again.returncode == 0, again.stderr
     assert "already running" in again.stdout
     _, same = _status(run_saga, env)
     assert (same["kafka"]["pid"], same["postgres"]["pid"]) == (kafka_pid, pg_pid)
+    # A one-broker stack stays one: three brokers need a new cluster, and `up` says so.
+    bigger = run_saga("stack", "up", "--brokers", "3", env=env)
+    assert bigger.returncode != 0
+    assert "1-broker" in bigger.stderr and "saga stack down --wipe" in bigger.stderr
+    assert "Traceback" not in bigger.stderr
 
     # Something to find again after a restart: `down` keeps the data.
     order_dsn = local_dsn("order", int(env["SAGA_PG_PORT"]))
@@ -157,8 +182,8 @@ def test_second_stack_up_status_down_wipe(
 def test_port_in_use_fails_fast_naming_the_variable(
     run_saga: SagaRunner, scratch_dir: Path
 ) -> None:
-    kafka, controller, pg = _free_ports(3)
-    env = _isolated_env(scratch_dir / "stack", kafka, controller, pg)
+    kafka, controller, pg = free_ports(3)
+    env = isolated_env(scratch_dir / "stack", kafka, controller, pg)
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", pg))
         squatter.listen()
@@ -173,7 +198,7 @@ def test_port_in_use_fails_fast_naming_the_variable(
 
 
 def test_missing_prerequisite_is_named(run_saga: SagaRunner, scratch_dir: Path) -> None:
-    env = _isolated_env(scratch_dir / "stack", *_free_ports(3))
+    env = isolated_env(scratch_dir / "stack", *free_ports(3))
     empty = scratch_dir / "empty-path"
     empty.mkdir()
     env["PATH"] = str(empty)  # no java, no mvn, no initdb on PATH

@@ -113,3 +113,26 @@ def test_compose_init_script_provisions_like_the_local_stack() -> None:
 def test_kafka_pom_matches_the_version_the_stack_runs() -> None:
     pom = (ROOT / "saga_cli" / "stack_files" / "pom.xml").read_text()
     assert f"<version>{stack_lib.KAFKA_VERSION}</version>" in pom
+
+
+def test_a_three_broker_stack_is_reached_through_every_broker(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "saga-stack.json").write_text('{"kafka_brokers": 3}')
+    monkeypatch.setenv("SAGA_STACK_DIR", str(tmp_path))
+    s = load_settings()
+    assert s.kafka_brokers == 3
+    assert s.kafka_bootstrap_servers == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
+    monkeypatch.setenv("SAGA_KAFKA_BROKERS", "2")
+    with pytest.raises(ValueError, match="SAGA_KAFKA_BROKERS=2 must be 1 or 3"):
+        load_settings()
+
+
+def test_retention_settings_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAGA_ARCHIVE_AFTER_S", "0")
+    with pytest.raises(ValueError, match="SAGA_ARCHIVE_AFTER_S=0 must be a positive"):
+        load_settings()
+    monkeypatch.setenv("SAGA_ARCHIVE_AFTER_S", "60")
+    monkeypatch.setenv("SAGA_INBOX_PARTITION_S", "1")
+    with pytest.raises(ValueError, match="keep 3600 partitions"):
+        load_settings()
