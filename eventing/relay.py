@@ -10,6 +10,7 @@ never waits for clean-up.
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -38,6 +39,7 @@ class Relay:
         self.batch = batch
         self.idle_poll_s = idle_poll_s
         self.published = 0
+        self._failing_since: float | None = None
 
     def publish_once(self, conn: psycopg.Connection[Any]) -> int:
         """Publish up to one batch; returns how many rows were marked sent (-1: a failure)."""
@@ -53,15 +55,12 @@ class Relay:
         count = 0
         for row, err in zip(rows, errors, strict=True):
             if err is not None:
-                log.warning(
-                    "outbox publish failed; will retry",
-                    error=err,
-                    topic=row[1],
-                    pending=len(rows) - count,
-                )
+                self._failing(err, row[1])
                 break
             sent[row[5]].append(row[0])
             count += 1
+        if count == len(rows):
+            self._recovered()
         with conn.transaction():
             for partition, ids in sent.items():
                 conn.execute(
@@ -73,6 +72,26 @@ class Relay:
                 )
         self.published += count
         return count if count == len(rows) else -1
+
+    def _failing(self, error: str, topic: str) -> None:
+        """One line when publishing starts to fail (e.g. fewer in-sync replicas than
+        min.insync.replicas), not one per retry: the rows wait in the outbox meanwhile."""
+        if self._failing_since is None:
+            self._failing_since = time.monotonic()
+            log.warning(
+                "cannot publish to Kafka; the outbox keeps the rows and the relay retries "
+                "until Kafka accepts them (see `saga stack status` for brokers and replicas)",
+                error=error,
+                topic=topic,
+            )
+
+    def _recovered(self) -> None:
+        if self._failing_since is not None:
+            log.info(
+                "publishing to Kafka again",
+                after_s=round(time.monotonic() - self._failing_since, 1),
+            )
+            self._failing_since = None
 
     def run(self, stop: threading.Event) -> None:
         """Publish until `stop`. A database error ends the run; the runtime supervises it

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,20 @@ class _ToStructlog(logging.Handler):
 _KAFKA_LOGGER = logging.getLogger("checkout_saga.librdkafka")
 _KAFKA_LOGGER.addHandler(_ToStructlog())
 _KAFKA_LOGGER.propagate = False
+
+
+_DELIVERY_TIMEOUT_S = 30
+# While Kafka is unreachable librdkafka reports the same error many times a second.
+_REPEAT_QUIET_S = 30.0
+
+
+def _quiet_repeat(said: dict[int, float], error: int) -> bool:
+    """True if an error of this code was already logged within the last half minute."""
+    now = time.monotonic()
+    if now - said.get(error, -_REPEAT_QUIET_S) < _REPEAT_QUIET_S:
+        return True
+    said[error] = now
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,18 +76,24 @@ class EventProducer:
             "linger.ms": linger_ms,
             "batch.num.messages": 10000,
             "queue.buffering.max.messages": 200000,
-            "message.timeout.ms": 120000,
+            # Every message gets its delivery report within this: produce_all waits for all
+            # of them, so nothing is left queued when it returns and a retry of the outbox
+            # tail never puts a second copy behind a first that is still waiting.
+            "message.timeout.ms": _DELIVERY_TIMEOUT_S * 1000,
             "compression.type": "lz4",
             "error_cb": self._on_error,
             "logger": _KAFKA_LOGGER,
         }
         self._fatal: str | None = None
+        self._said: dict[int, float] = {}
         self._producer = Producer(self._config)
 
     def _on_error(self, err: KafkaError) -> None:
-        log.warning("kafka producer error", error=str(err), fatal=err.fatal())
         if err.fatal():
             self._fatal = str(err)
+        elif _quiet_repeat(self._said, err.code()):
+            return
+        log.warning("kafka producer error", error=str(err), fatal=err.fatal())
 
     def _renew_if_fatal(self) -> None:
         # An idempotent producer that hit a fatal error refuses every later message; the
@@ -88,7 +109,7 @@ class EventProducer:
     def produce_all(
         self,
         records: Sequence[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]],
-        timeout_s: float = 30.0,
+        timeout_s: float = _DELIVERY_TIMEOUT_S + 15.0,
     ) -> list[str | None]:
         """Produce in order and wait for every delivery; returns an error (or None) per record."""
         self._renew_if_fatal()
@@ -135,6 +156,7 @@ class EventConsumer:
     """
 
     def __init__(self, bootstrap: str, group_id: str, topics: list[str], client_id: str) -> None:
+        self._said: dict[int, float] = {}
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -164,8 +186,9 @@ class EventConsumer:
         self._topics = topics
         self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
 
-    @staticmethod
-    def _on_error(err: KafkaError) -> None:
+    def _on_error(self, err: KafkaError) -> None:
+        if not err.fatal() and _quiet_repeat(self._said, err.code()):
+            return
         log.warning("kafka consumer error", error=str(err), fatal=err.fatal())
 
     @staticmethod

@@ -70,7 +70,8 @@ def _broker_count(
     internal topics were laid out for the size it was formatted with."""
     recorded = recorded_count(paths, state)
     if requested is None:
-        return recorded or 1
+        # SAGA_KAFKA_BROKERS (settings) sizes a new stack like --brokers does.
+        return recorded or settings.kafka_brokers
     if recorded is not None and recorded != requested:
         layout = [running_broker(b) for b in cluster(settings, paths, recorded)]
         if has_data(paths, recorded) or any(pid is not None for pid in layout):
