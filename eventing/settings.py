@@ -128,6 +128,7 @@ class Settings:
     # Brokers of the local stack (1 or 3), as `saga stack up --brokers` recorded them.
     kafka_brokers: int = 1
     instance: str = ""
+    instances: int = 1
     http_reuse_port: bool = False
     # 0: the API runs in the order service's own process; N: in N processes of its own
     # sharing the port, so that it does not compete with the consumer for one GIL. One is
@@ -218,6 +219,7 @@ def load_settings() -> Settings:
         http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
         http_workers=_env_int("SAGA_HTTP_WORKERS", 1),
         instance=_env("SAGA_INSTANCE", ""),
+        instances=_env_int("SAGA_INSTANCES", 1),
         http_reuse_port=_env_bool("SAGA_HTTP_REUSE_PORT", False),
         inbox_retention_s=_positive("SAGA_INBOX_RETENTION_S", 3600.0),
         inbox_partition_s=_positive("SAGA_INBOX_PARTITION_S", 300.0),

@@ -187,7 +187,7 @@ def http_api(settings: Settings, stop: threading.Event) -> None:
             raise ValueError("SAGA_HTTP_DB_POOL_SIZE must be at least 1")
         if settings.http_workers < 0:
             raise ValueError("SAGA_HTTP_WORKERS must be >= 0")
-        admission = admission_from(settings)
+        admission = admission_from(settings, share=settings.instances)
     except ValueError as exc:
         log.error("bad checkout API settings; stopping the service", error=str(exc))
         fail(stop, f"bad checkout API settings: {exc}")

@@ -115,7 +115,8 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     sock = socket.socket(fileno=int(os.environ[_FD]))
-    admission = admission_from(settings, share=settings.http_workers)
+    # Every API process of every order instance takes its share of the rate limit.
+    admission = admission_from(settings, share=settings.http_workers * settings.instances)
     context = contextvars.copy_context()  # the thread logs with this worker's bound fields
     server = threading.Thread(
         target=context.run,

@@ -72,6 +72,7 @@ def _spawn(child: _Child, lock: threading.Lock, color: bool) -> None:
     env = os.environ.copy()
     if child.instances > 1:
         env["SAGA_INSTANCE"] = str(child.instance)
+        env["SAGA_INSTANCES"] = str(child.instances)
         env["SAGA_HTTP_REUSE_PORT"] = "1"
     child.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     child.started_at = time.monotonic()

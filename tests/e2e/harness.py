@@ -55,12 +55,19 @@ def wait_for(
 
 
 class Service:
-    def __init__(self, name: str, log_dir: Path, env: dict[str, str], instance: int = 0) -> None:
+    def __init__(
+        self, name: str, log_dir: Path, env: dict[str, str], instance: int = 0, of: int = 1
+    ) -> None:
         self.name = name
         self.instance = instance
         self.label = f"{name}-{instance}" if instance else name
         self.env = (
-            {**env, "SAGA_INSTANCE": str(instance), "SAGA_HTTP_REUSE_PORT": "1"}
+            {
+                **env,
+                "SAGA_INSTANCE": str(instance),
+                "SAGA_INSTANCES": str(of),
+                "SAGA_HTTP_REUSE_PORT": "1",
+            }
             if instance
             else env
         )
