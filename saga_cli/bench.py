@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -38,9 +38,14 @@ DB_CHANGES_PER_SAGA = 10
 class LoadResult:
     sent: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
+    # The accepted order ids; only counted (`n_accepted`) when `keep_ids` is off, so that a
+    # soak of hours does not grow the client it measures.
     accepted: list[str] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     send_s: float = 0.0
+    keep_ids: bool = True
+    n_accepted: int = 0
+    done: bool = False
 
 
 Progress = Callable[[LoadResult], None]
@@ -61,15 +66,22 @@ async def _worker(
             continue
         result.statuses[reply.status] += 1
         if reply.status == 202:
-            result.accepted.append(reply.json()["order_id"])
+            result.n_accepted += 1
+            if result.keep_ids:
+                result.accepted.append(reply.json()["order_id"])
         elif reply.status != 429:
             result.errors[f"HTTP {reply.status}: {reply.body[:200]!r}"] += 1
 
 
 async def _drive(
-    host: str, port: int, bodies: list[bytes], rate: float, concurrency: int, progress: Progress
+    host: str,
+    port: int,
+    bodies: Iterable[bytes],
+    rate: float,
+    concurrency: int,
+    progress: Progress,
+    result: LoadResult,
 ) -> LoadResult:
-    result = LoadResult()
     queue: asyncio.Queue[tuple[float, bytes, str] | None] = asyncio.Queue(concurrency * 4)
     conns = [Connection(host, port) for _ in range(concurrency)]
     workers = [asyncio.create_task(_worker(c, queue, result)) for c in conns]
@@ -88,15 +100,26 @@ async def _drive(
     result.send_s = time.monotonic() - start
     for c in conns:
         c.close()
+    result.done = True
     return result
 
 
 def drive(
-    url: str, bodies: list[bytes], rate: float, concurrency: int, progress: Progress
+    url: str,
+    bodies: Iterable[bytes],
+    rate: float,
+    concurrency: int,
+    progress: Progress,
+    result: LoadResult | None = None,
 ) -> LoadResult:
-    """POST every body to /orders, at `rate` per second (0: as fast as the API answers)."""
+    """POST every body to /orders, at `rate` per second (0: as fast as the API answers).
+
+    `bodies` is read as it is sent (a generator keeps a long run's memory flat); `result`,
+    when given, is filled in as the run goes, for a caller that watches from another thread.
+    """
     host, _, port = url.removeprefix("http://").rstrip("/").partition(":")
-    return asyncio.run(_drive(host, int(port or 80), bodies, rate, concurrency, progress))
+    result = result if result is not None else LoadResult()
+    return asyncio.run(_drive(host, int(port or 80), bodies, rate, concurrency, progress, result))
 
 
 def body(customer_id: str, sku: str, card: str = "tok_ok", country: str = "US") -> bytes:

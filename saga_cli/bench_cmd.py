@@ -1,18 +1,22 @@
-"""`saga bench --orders N --rate R [--json] [--flash-sale]`."""
+"""`saga bench --orders N --rate R [--json] [--flash-sale]` and the soak,
+`saga bench --duration S --rate R [--sample-every S] [--json]`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import click
 import psycopg
+from click.core import ParameterSource
 
 from eventing.kafka.limits import kafka_produce_consume_rate
 from saga_cli import stack
@@ -24,6 +28,8 @@ from saga_cli.bench_limits import pg_commit_rate
 from saga_cli.catalog import ensure_schemas, set_item
 from saga_cli.cpu import cpu_seconds
 from saga_cli.db import settings
+from saga_cli.proc_stats import broker_pids
+from saga_cli.soak import Processes, SoakPlan, default_warmup, run_soak
 
 __all__ = ["bench"]
 
@@ -94,6 +100,25 @@ def _flash_verdict(
     show_default=True,
     help="Checkouts offered per second (0: as fast as the API answers).",
 )
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=1, min_open=False),
+    help="Soak mode: offer --rate checkouts/s for this many seconds (instead of --orders),"
+    " sample as it runs and judge whether throughput and sizes stay flat; exit 1 if not.",
+)
+@click.option(
+    "--sample-every",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Soak mode: seconds per sample.",
+)
+@click.option(
+    "--warmup",
+    type=click.FloatRange(min=0),
+    help="Soak mode: seconds before the steady part (default: a tenth of the run, at least"
+    " one sample, at most 300 s).",
+)
 @click.option("--concurrency", default=64, show_default=True, help="Client connections.")
 @click.option(
     "--flash-sale",
@@ -114,9 +139,14 @@ def _flash_verdict(
     help="Seconds to wait for accepted orders to finish.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
+@click.pass_context
 def bench(
+    ctx: click.Context,
     orders: int,
     rate: float,
+    duration: float | None,
+    sample_every: float,
+    warmup: float | None,
     concurrency: int,
     flash_sale: bool,
     limits: bool,
@@ -124,24 +154,33 @@ def bench(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Load the real API and services; report sagas/s, latency and ratios to raw limits."""
+    """Load the real API and services; report sagas/s, latency and ratios to raw limits.
+
+    With --duration: a soak at a steady rate, sampled every --sample-every seconds (sizes,
+    active sagas, memory), with a verdict on flatness.
+    """
+    soak = duration is not None
+    if soak:
+        _check_soak_options(ctx, duration or 0.0, rate, sample_every, warmup, flash_sale)
     cfg = settings()
     url = url or f"http://{cfg.http_host}:{cfg.http_port}"
     run = uuid.uuid4().hex[:8]
     customer = f"bench-{run}"
     ensure_schemas(cfg, ("order", "inventory", "payment", "fulfillment"))
+    mode = "soak" if soak else "flash-sale" if flash_sale else "steady"
     result: dict[str, Any] = {
         "orders": orders,
         "rate": rate,
-        "mode": "flash-sale" if flash_sale else "steady",
+        "mode": mode,
         "run": run,
         "url": url,
     }
+    say = functools.partial(_say, as_json)
     with ExitStack() as stack_ctx:
         services_pid = None
         if not _api_up(url):
             log = Path(cfg.stack_dir) / f"bench-{run}-services.log"
-            _say(as_json, f"starting the four services (logs: {log})")
+            say(f"starting the four services (logs: {log})")
             # Benchmarks measure the system, not its logging: warnings and errors only.
             proc = stack_ctx.enter_context(
                 background_services(
@@ -150,72 +189,67 @@ def bench(
             )
             services_pid = proc.pid
         if limits:
-            _say(as_json, "measuring raw limits: Kafka produce/consume, PostgreSQL commits ...")
+            say("measuring raw limits: Kafka produce/consume, PostgreSQL commits ...")
             result["limits"] = {
                 **kafka_produce_consume_rate(cfg.kafka_bootstrap_servers),
                 **pg_commit_rate(cfg.dsn("order")),
             }
-            _say(as_json, "  " + json.dumps(result["limits"]))
+            say("  " + json.dumps(result["limits"]))
         sku = f"{'FLASH' if flash_sale else 'BENCH'}-{run}"
-        set_item(cfg, sku, FLASH_STOCK if flash_sale else orders * 2, 1000, reason="bench")
-        bodies = [body(customer, sku) for _ in range(orders)]
+        planned = round((duration or 0.0) * rate) if soak else orders
+        set_item(cfg, sku, FLASH_STOCK if flash_sale else planned * 2, 1000, reason="bench")
         local = stack.status(cfg)
-        groups = {
-            "services": services_pid,
-            "kafka": local["kafka"]["pid"],
-            "postgres": local["postgres"]["pid"],
-            "client": os.getpid(),
+        procs = Processes(
+            services=services_pid,
+            kafka=tuple(broker_pids(local["kafka"])),
+            postgres=local["postgres"]["pid"],
+        )
+        groups: dict[str, int | tuple[int, ...] | None] = {
+            "services": procs.services,
+            "kafka": procs.kafka,
+            "postgres": procs.postgres,
+            "client": procs.client,
         }
         cpu_before = cpu_seconds(groups, alone=frozenset({"client"}))
         started = time.monotonic()
-
-        def progress(r: LoadResult) -> None:
-            _say(
-                as_json,
-                f"  {time.monotonic() - started:6.1f}s sent {r.sent:>7} "
-                f"accepted {len(r.accepted):>7} refused {r.statuses.get(429, 0):>6}"
-                + (f" errors {sum(r.errors.values())}" if r.errors else ""),
+        if soak:
+            plan = SoakPlan(
+                duration_s=duration or 0.0,
+                rate=rate,
+                sample_every_s=sample_every,
+                warmup_s=default_warmup(duration or 0.0, sample_every)
+                if warmup is None
+                else warmup,
+                concurrency=concurrency,
+                timeout_s=timeout,
             )
-
-        offered = 0.0 if flash_sale else rate
-        _say(
-            as_json,
-            f"placing {orders} checkouts for {sku} "
-            f"{'as fast as possible' if not offered else f'at {offered:.0f}/s'} ...",
-        )
-        load = drive(url, bodies, offered, concurrency, progress)
-        progress(load)
-        _say(
-            as_json,
-            f"offered {orders / load.send_s:.0f}/s; waiting for "
-            f"{len(load.accepted)} accepted sagas to finish ...",
-        )
-        last = [0.0]
-
-        def report(accepted: int, terminal: int) -> None:
-            if time.monotonic() - last[0] >= 2:
-                last[0] = time.monotonic()
-                _say(
-                    as_json, f"  {time.monotonic() - started:6.1f}s finished {terminal}/{accepted}"
+            result.update(run_soak(cfg, url, customer, body(customer, sku), plan, procs, say))
+            if services_pid is None:
+                result["verdict"]["notes"].append(
+                    "the services were already running: the retention windows come from this "
+                    "command's environment, which may not be theirs, and their memory is not "
+                    "sampled (let the bench start them to have both)"
                 )
-
-        done = wait_all_terminal(cfg, customer, len(load.accepted), timeout, report)
+            accepted, done = result["accepted"], result["finished"]
+        else:
+            accepted, done = _run_orders(
+                cfg,
+                url,
+                customer,
+                sku,
+                orders,
+                rate,
+                flash_sale,
+                concurrency,
+                timeout,
+                say,
+                result,
+            )
         cpu_after = cpu_seconds(groups, alone=frozenset({"client"}))
         elapsed = time.monotonic() - started
-        result.update(
-            {
-                "accepted": len(load.accepted),
-                "refused_429": load.statuses.get(429, 0),
-                "errors": dict(load.errors),
-                "offered_per_s": round(orders / load.send_s, 1),
-                "finished": done,
-                "elapsed_s": round(elapsed, 1),
-            }
-        )
-        if load.accepted:
-            result.update(measure(cfg, customer, len(load.accepted)))
+        if accepted:
             result["cpu_ms_per_saga"] = {
-                k: round((cpu_after[k] - cpu_before[k]) * 1000 / len(load.accepted), 3)
+                k: round((cpu_after[k] - cpu_before[k]) * 1000 / accepted, 3)
                 for k in groups
                 if groups[k]
             }
@@ -224,20 +258,102 @@ def bench(
             )
         if "limits" in result and "sagas_per_s" in result:
             result["ratios"] = ratios(result["sagas_per_s"], result["limits"])
-        if flash_sale:
-            result["flash_sale"] = _flash_verdict(
-                cfg, sku, load, result.get("outcomes", {}), orders
-            )
     if as_json:
         click.echo(json.dumps(result))
     else:
         _print(result)
     failed = (
-        done < len(load.accepted)
-        or bool(load.errors)
+        done < accepted
+        or bool(result["errors"])
         or (flash_sale and not result["flash_sale"]["ok"])
+        or (soak and not result["verdict"]["ok"])
     )
     sys.exit(1 if failed else 0)
+
+
+def _check_soak_options(
+    ctx: click.Context,
+    duration: float,
+    rate: float,
+    sample_every: float,
+    warmup: float | None,
+    flash_sale: bool,
+) -> None:
+    if flash_sale:
+        raise click.UsageError("--duration (soak) and --flash-sale are two modes: give one")
+    if ctx.get_parameter_source("orders") is ParameterSource.COMMANDLINE:
+        raise click.UsageError(
+            "--duration runs for a time and --orders for a count: give one of them"
+        )
+    if rate <= 0:
+        raise click.UsageError("a soak needs a steady --rate above 0 checkouts/s")
+    if sample_every > duration:
+        raise click.UsageError(
+            f"--sample-every {sample_every:g} is longer than --duration {duration:g}: "
+            "no sample would be taken"
+        )
+    if warmup is not None and warmup >= duration:
+        raise click.UsageError(f"--warmup {warmup:g} leaves nothing of --duration {duration:g}")
+
+
+def _run_orders(
+    cfg: Any,
+    url: str,
+    customer: str,
+    sku: str,
+    orders: int,
+    rate: float,
+    flash_sale: bool,
+    concurrency: int,
+    timeout: float,
+    say: Callable[[str], None],
+    result: dict[str, Any],
+) -> tuple[int, int]:
+    """`--orders N`: place them, wait for them, measure; returns (accepted, finished)."""
+    bodies = [body(customer, sku) for _ in range(orders)]
+    started = time.monotonic()
+
+    def progress(r: LoadResult) -> None:
+        say(
+            f"  {time.monotonic() - started:6.1f}s sent {r.sent:>7} "
+            f"accepted {len(r.accepted):>7} refused {r.statuses.get(429, 0):>6}"
+            + (f" errors {sum(r.errors.values())}" if r.errors else ""),
+        )
+
+    offered = 0.0 if flash_sale else rate
+    say(
+        f"placing {orders} checkouts for {sku} "
+        f"{'as fast as possible' if not offered else f'at {offered:.0f}/s'} ...",
+    )
+    load = drive(url, bodies, offered, concurrency, progress)
+    progress(load)
+    say(
+        f"offered {orders / load.send_s:.0f}/s; waiting for "
+        f"{len(load.accepted)} accepted sagas to finish ...",
+    )
+    last = [0.0]
+
+    def report(accepted: int, terminal: int) -> None:
+        if time.monotonic() - last[0] >= 2:
+            last[0] = time.monotonic()
+            say(f"  {time.monotonic() - started:6.1f}s finished {terminal}/{accepted}")
+
+    done = wait_all_terminal(cfg, customer, len(load.accepted), timeout, report)
+    result.update(
+        {
+            "accepted": len(load.accepted),
+            "refused_429": load.statuses.get(429, 0),
+            "errors": dict(load.errors),
+            "offered_per_s": round(orders / load.send_s, 1),
+            "finished": done,
+            "elapsed_s": round(time.monotonic() - started, 1),
+        }
+    )
+    if load.accepted:
+        result.update(measure(cfg, customer, len(load.accepted)))
+    if flash_sale:
+        result["flash_sale"] = _flash_verdict(cfg, sku, load, result.get("outcomes", {}), orders)
+    return len(load.accepted), done
 
 
 def _print(r: dict[str, Any]) -> None:
@@ -273,6 +389,8 @@ def _print(r: dict[str, Any]) -> None:
             + ", ".join(f"{k} {v:.2f} ms" for k, v in r["cpu_ms_per_saga"].items())
             + f" ({r['cpu_cores_busy']} cores busy on average)"
         )
+    if "verdict" in r:
+        _print_soak(r)
     if "flash_sale" in r:
         f = r["flash_sale"]
         click.echo(
@@ -281,3 +399,35 @@ def _print(r: dict[str, Any]) -> None:
             f"shipped {f['shipped']}, audit violations {f['audit_violations']}: "
             + ("OK" if f["ok"] else f"FAILED {f['checks']}")
         )
+
+
+def _print_soak(r: dict[str, Any]) -> None:
+    click.echo(f"\nsoak: {r['duration_s']:g} s at {r['rate']:g}/s offered, series:")
+    click.echo(
+        "   t_s  sagas/s   p99 ms  in flight  active  "
+        + "  ".join(f"{db[:5]:>7}" for db in r["series"][0]["db_bytes"])
+        + "  (database MB)"
+        if r["series"]
+        else "   (no sample)"
+    )
+    for s in r["series"]:
+        p99 = "-" if s["p99_ms"] is None else f"{s['p99_ms']:.0f}"
+        click.echo(
+            f"{s['t_s']:>6g} {s['sagas_per_s']:>8.1f} {p99:>8} {s['in_flight']:>10} "
+            f"{s['active_sagas'] if s['active_sagas'] is not None else '?':>7}  "
+            + "  ".join(f"{v / 1e6:>7.1f}" for v in s["db_bytes"].values())
+        )
+    if r["series"]:
+        click.echo(
+            "memory at the end (MB): "
+            + ", ".join(f"{k} {v / 1e6:.0f}" for k, v in r["series"][-1]["rss_bytes"].items())
+        )
+    v = r["verdict"]
+    click.echo(
+        f"throughput {v['first_window_sagas_per_s']} -> {v['last_window_sagas_per_s']} "
+        f"sagas/s (flat: {v['throughput_flat']}); sizes from {v['size_reference_t_s']} s to "
+        f"the end: {v['db_growth']} (flat: {v['sizes_flat']})"
+    )
+    for note in v["notes"]:
+        click.echo(f"  note: {note}")
+    click.echo("soak verdict: " + ("OK" if v["ok"] else "NOT FLAT"))

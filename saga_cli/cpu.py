@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 
 from saga_cli.background import child_pids
 
@@ -21,16 +22,16 @@ def _own(pid: int) -> float:
 
 
 def cpu_seconds(
-    groups: dict[str, int | None], alone: frozenset[str] = frozenset()
+    groups: Mapping[str, int | Sequence[int] | None], alone: frozenset[str] = frozenset()
 ) -> dict[str, float]:
-    """For each named root pid: CPU seconds of it and its living descendants (of it alone
-    for the names in `alone`, e.g. a client whose children are measured on their own)."""
+    """For each named root pid (or root pids, e.g. the brokers of a cluster): CPU seconds of
+    it and its living descendants (of it alone for the names in `alone`, e.g. a client whose
+    children are measured on their own)."""
     out = {}
-    for name, pid in groups.items():
-        if not pid:
-            out[name] = 0.0
-        elif name in alone:
-            out[name] = _own(pid)
+    for name, roots in groups.items():
+        pids = [] if not roots else [roots] if isinstance(roots, int) else list(roots)
+        if name in alone:
+            out[name] = sum(_own(p) for p in pids)
         else:
-            out[name] = sum(_own(p) for p in child_pids(pid))
+            out[name] = sum(_own(p) for root in pids for p in child_pids(root))
     return out
