@@ -54,6 +54,10 @@ def decide_reservation(
 
 StockMove = Literal["none", "unhold", "ship"]
 
+# The release reason of a request that was refused: kept as a reservation released at once,
+# so that the order's decision is on record (it holds no stock).
+REJECTED = "rejected"
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -103,4 +107,4 @@ def on_shipment_scheduled(status: str) -> Transition:
     return _stay(status, "shipment for a reservation not held; nothing to commit")
 
 
-__all__ += ["Transition"]
+__all__ += ["REJECTED", "Transition"]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from shared_events.common import Address, Currency, Money, Sku, StockLine
-from shared_events.envelope import Contract, Event
+from shared_events.envelope import Contract, Event, UtcDatetime
 
 __all__ = [
     "InventoryRejected",
@@ -26,7 +26,7 @@ class InventoryReservedPayload(Contract):
 
     reservation_id: uuid.UUID
     items: tuple[StockLine, ...] = Field(min_length=1)
-    expires_at: AwareDatetime
+    expires_at: UtcDatetime
     amount_minor: Money
     currency: Currency
     card_token: str = Field(min_length=1, max_length=100)

@@ -1,36 +1,20 @@
-"""`saga fault payment-gateway ...`: charges retry through an outage and succeed once, after."""
+"""`saga fault payment-gateway ...` as an operator types it: set, report, clear, lapse.
+
+Charges retrying through an outage and succeeding once after it, and a gateway down past
+the retry budget, run in one process in tests/sim/test_paths.py (the harness).
+"""
 
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 import pytest
 
-from eventing.settings import Settings
 from tests.conftest import SagaRunner
-from tests.e2e.harness import (
-    Services,
-    connect,
-    new_sku,
-    place,
-    reconfigured,
-    trace,
-    wait_for,
-    wait_terminal,
-)
+from tests.e2e.harness import wait_for
 
 pytestmark = pytest.mark.e2e
-
-# A forward budget long enough to outlast the outage (the suite's default gives up in
-# well under a second, which sends the charge to the DLQ instead).
-PATIENT_CHARGES = {
-    "SAGA_RETRY_FORWARD_MAX_ATTEMPTS": "200",
-    "SAGA_RETRY_FORWARD_MAX_AGE_S": "120",
-    "SAGA_RETRY_FORWARD_BASE_DELAY_S": "0.1",
-    "SAGA_RETRY_FORWARD_MAX_DELAY_S": "0.5",
-}
 
 
 def gateway(run_saga: SagaRunner) -> dict[str, Any]:
@@ -40,18 +24,8 @@ def gateway(run_saga: SagaRunner) -> dict[str, Any]:
     return dict(state)
 
 
-def approved_charges(settings: Settings, order_id: uuid.UUID) -> list[int]:
-    with connect(settings, "payment") as conn:
-        rows = conn.execute(
-            "SELECT amount_minor FROM gateway_ledger "
-            "WHERE order_id = %s AND kind = 'charge' AND outcome = 'approved'",
-            (order_id,),
-        ).fetchall()
-    return [r[0] for r in rows]
-
-
 def test_fault_commands_set_report_and_clear_the_gateway_state(
-    run_saga: SagaRunner, services: Services
+    run_saga: SagaRunner, stack: object
 ) -> None:
     try:
         down = run_saga("fault", "payment-gateway", "down", "--for", "30s")
@@ -78,30 +52,3 @@ def test_fault_commands_set_report_and_clear_the_gateway_state(
     zero = run_saga("fault", "payment-gateway", "down", "--for", "0s")
     assert zero.returncode == 2 and "above 0" in zero.stderr
     assert gateway(run_saga)["state"] == "up"
-
-
-def test_charges_retry_while_the_gateway_is_down_and_succeed_once_after(
-    settings: Settings, running: Services, run_saga: SagaRunner
-) -> None:
-    sku = new_sku(settings, qty=5, price_minor=2500)
-    with reconfigured(running, "payment", PATIENT_CHARGES):
-        assert run_saga("fault", "payment-gateway", "down", "--for", "2m").returncode == 0
-        try:
-            order_id = place(settings, items={sku: 2})
-
-            def retrying() -> dict[str, Any] | None:
-                out = json.loads(
-                    run_saga("dlq", "list", "--all", "--service", "payment", "--json").stdout
-                )
-                mine = [e for e in out["entries"] if e["order_id"] == str(order_id)]
-                return mine[0] if mine and mine[0]["attempts"] >= 3 else None
-
-            entry = wait_for("the charge to be retried", retrying, timeout=60)
-            assert entry["state"] == "retrying" and "GatewayUnavailable" in entry["error"]
-            assert trace(settings, order_id)["status"] == "PENDING"
-            assert approved_charges(settings, order_id) == []
-        finally:
-            assert run_saga("fault", "payment-gateway", "up").returncode == 0
-        t = wait_terminal(settings, order_id, timeout=60)
-    assert t["status"] == "COMPLETED"
-    assert approved_charges(settings, order_id) == [5000]

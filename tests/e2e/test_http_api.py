@@ -1,6 +1,11 @@
-"""The checkout HTTP API over the real services: accepted orders complete, retries with an
-Idempotency-Key never make a second order, bad input gets a 422 naming the field, and
-admission control answers 429 with Retry-After.
+"""The checkout HTTP server over the real services: an accepted order completes, admission
+control answers 429 with Retry-After, a taken port stops the service, the API's worker
+processes share the port and die with it, SIGTERM stops it gracefully.
+
+What the API answers (Idempotency-Key replays and conflicts, concurrent duplicates, a 422
+naming the field for every kind of bad input, 404 and 422 for order ids, never a 5xx for
+any body, header or path) runs in process in tests/sim/test_http_api.py and
+tests/sim/test_fuzz_http_api.py, on the same Starlette app and Placer.
 
 The limits are tested on separate API processes with their own port and tiny limits, so
 the shared services keep their defaults.
@@ -151,152 +156,6 @@ def test_checkout_is_accepted_and_completes(settings: Settings, api: httpx.Clien
     assert (order["total_minor"], order["currency"]) == (2500, "USD")
     assert order["ship_to"]["city"] == "Springfield"
     assert "card_token" not in order
-
-
-def test_get_shows_the_cancel_reason(settings: Settings, api: httpx.Client) -> None:
-    sku = new_sku(settings, qty=5)
-    resp = api.post("/orders", json=body(sku, card="tok_declined"))
-    assert resp.status_code == 202, resp.text
-    order_id = uuid.UUID(resp.json()["order_id"])
-    wait_terminal(settings, order_id)
-    order = api.get(f"/orders/{order_id}").json()
-    assert (order["status"], order["cancel_reason"]) == ("CANCELLED", "payment_declined")
-
-
-def test_unknown_and_malformed_order_ids(api: httpx.Client) -> None:
-    missing = uuid.uuid4()
-    resp = api.get(f"/orders/{missing}")
-    assert resp.status_code == 404
-    assert str(missing) in resp.json()["message"]
-    resp = api.get("/orders/not-a-uuid")
-    assert resp.status_code == 422
-    assert resp.json()["errors"] == [{"field": "order_id", "message": "'not-a-uuid' is not a UUID"}]
-
-
-def test_a_retry_with_the_same_key_gets_the_same_order(
-    settings: Settings, api: httpx.Client
-) -> None:
-    sku = new_sku(settings, qty=5)
-    key = f"retry-{uuid.uuid4()}"
-    first = api.post("/orders", json=body(sku), headers={"Idempotency-Key": key})
-    assert first.status_code == 202, first.text
-    order_id = uuid.UUID(first.json()["order_id"])
-    assert "idempotent-replayed" not in first.headers
-    wait_terminal(settings, order_id)
-
-    again = api.post("/orders", json=body(sku), headers={"Idempotency-Key": key})
-    assert again.status_code == 202, again.text
-    assert again.json() == {"order_id": str(order_id), "status": "COMPLETED"}
-    assert again.headers["idempotent-replayed"] == "true"
-    assert orders_with_key(settings, key) == [order_id]
-
-
-def test_concurrent_duplicates_make_one_order(settings: Settings, api: httpx.Client) -> None:
-    sku = new_sku(settings, qty=50)
-    key = f"dup-{uuid.uuid4()}"
-    n = 24
-    answers = at_once(
-        n, lambda: api.post("/orders", json=body(sku), headers={"Idempotency-Key": key})
-    )
-    assert [r.status_code for r in answers] == [202] * n, [r.text for r in answers]
-    ids = {r.json()["order_id"] for r in answers}
-    assert len(ids) == 1
-    assert sum("idempotent-replayed" not in r.headers for r in answers) == 1
-    order_id = uuid.UUID(ids.pop())
-    assert orders_with_key(settings, key) == [order_id]
-    t = wait_terminal(settings, order_id)
-    assert event_types(t).count("OrderPlaced") == 1
-    assert t["status"] == "COMPLETED"
-
-
-def test_same_key_with_another_body_is_refused(settings: Settings, api: httpx.Client) -> None:
-    sku = new_sku(settings, qty=5)
-    key = f"conflict-{uuid.uuid4()}"
-    first = api.post("/orders", json=body(sku, 1), headers={"Idempotency-Key": key})
-    assert first.status_code == 202, first.text
-    wait_terminal(settings, uuid.UUID(first.json()["order_id"]))
-    other = api.post("/orders", json=body(sku, 2), headers={"Idempotency-Key": key})
-    assert other.status_code == 422
-    problem = other.json()
-    assert problem["error"] == "idempotency_conflict"
-    assert key in problem["message"] and "different request" in problem["message"]
-    assert orders_with_key(settings, key) == [uuid.UUID(first.json()["order_id"])]
-
-
-def _valid() -> dict[str, Any]:
-    return body("WIDGET-1")
-
-
-def _with(**changes: Any) -> Callable[[str], dict[str, Any]]:
-    def make(sku: str) -> dict[str, Any]:
-        b = body(sku)
-        for k, v in changes.items():
-            if v is None:
-                del b[k]
-            else:
-                b[k] = v
-        return b
-
-    return make
-
-
-INVALID: dict[str, tuple[Callable[[str], Any], str, str]] = {
-    "bad json": (lambda sku: b'{"customer_id": ', "body", "Invalid JSON"),
-    "not an object": (lambda sku: b"[1, 2]", "body", "should be an object"),
-    "missing customer": (_with(customer_id=None), "customer_id", "Field required"),
-    "missing ship_to": (_with(ship_to=None), "ship_to", "Field required"),
-    "no items": (_with(items=[]), "items", "at least 1 item"),
-    "qty zero": (
-        _with(items=[{"sku": "X-1", "qty": 0}]),
-        "items.0.qty",
-        "greater than or equal to 1",
-    ),
-    "qty as text": (_with(items=[{"sku": "X-1", "qty": "2"}]), "items.0.qty", "valid integer"),
-    "missing qty": (_with(items=[{"sku": "X-1"}]), "items.0.qty", "Field required"),
-    "bad country": (_with(ship_to={"country": "usa"}), "ship_to.country", "pattern"),
-    "unknown field": (_with(coupon="FREE"), "coupon", "Extra inputs"),
-    "unknown sku": (
-        _with(items=[{"sku": "NO-SUCH-SKU-9", "qty": 1}]),
-        "items",
-        "unknown sku(s): NO-SUCH-SKU-9",
-    ),
-}
-
-
-@pytest.mark.parametrize("case", sorted(INVALID))
-def test_invalid_input_is_422_naming_the_field(
-    settings: Settings, api: httpx.Client, case: str
-) -> None:
-    make, field, words = INVALID[case]
-    customer = f"invalid-{uuid.uuid4()}"
-    payload = make("WIDGET-1")
-    if isinstance(payload, dict):
-        if "customer_id" in payload:
-            payload["customer_id"] = customer
-        resp = api.post("/orders", json=payload)
-    else:
-        resp = api.post("/orders", content=payload, headers={"content-type": "application/json"})
-    assert resp.status_code == 422, resp.text
-    problem = resp.json()
-    assert problem["error"] == "invalid_request"
-    assert any(e["field"] == field and words in e["message"] for e in problem["errors"]), problem
-    assert field in problem["message"]
-    assert orders_of_customer(settings, customer) == 0
-
-
-def test_a_sku_listed_twice_is_422(settings: Settings, api: httpx.Client) -> None:
-    sku = new_sku(settings, qty=5)
-    b = body(sku)
-    b["items"] = [{"sku": sku, "qty": 1}, {"sku": sku, "qty": 2}]
-    resp = api.post("/orders", json=b)
-    assert resp.status_code == 422
-    assert f"sku '{sku}' is listed twice" in resp.json()["message"]
-
-
-def test_a_bad_idempotency_key_is_422(api: httpx.Client) -> None:
-    resp = api.post("/orders", json=_valid(), headers={"Idempotency-Key": "x" * 300})
-    assert resp.status_code == 422
-    assert resp.json()["errors"][0]["field"] == "Idempotency-Key"
 
 
 # --- admission control, on API processes of their own ------------------------------------
