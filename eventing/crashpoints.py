@@ -14,12 +14,18 @@ from collections.abc import Iterable
 
 from shared_events.envelope import Event
 
-__all__ = ["maybe_crash"]
+__all__ = ["arm", "maybe_crash"]
 
-_POINT = os.environ.get("SAGA_CRASH_POINT", "")
+_armed = {"point": ""}
+
+
+def arm(point: str) -> None:
+    """Set the crash point (SAGA_CRASH_POINT, read by the settings) for this process."""
+    _armed["point"] = point
 
 
 def maybe_crash(where: str, events: Iterable[Event]) -> None:
+    _POINT = _armed["point"]
     if not _POINT:
         return
     point, _, event_type = _POINT.partition(":")

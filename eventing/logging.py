@@ -61,25 +61,28 @@ def get_logger(name: str | None = None) -> Any:
 # The event being handled, for every log line inside: one ContextVar set per event is far
 # cheaper than binding three structlog contextvars, and only log lines that are actually
 # emitted pay for turning it into fields.
-_CURRENT: ContextVar[tuple[object, object, object] | None] = ContextVar("saga_event", default=None)
+_Current = tuple[object, object, object, object]
+_CURRENT: ContextVar[_Current | None] = ContextVar("saga_event", default=None)
 
 
 def _add_event(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     current = _CURRENT.get()
     if current is not None:
-        order_id, event_id, event_type = current
+        order_id, event_id, event_type, traceparent = current
         event_dict.setdefault("order_id", None if order_id is None else str(order_id))
         event_dict.setdefault("event_id", None if event_id is None else str(event_id))
         event_dict.setdefault("event_type", event_type)
+        if isinstance(traceparent, str) and len(traceparent) == 55:
+            event_dict.setdefault("trace_id", traceparent[3:35])
     return event_dict
 
 
 class _Bound:
     __slots__ = ("_token", "_value")
 
-    def __init__(self, value: tuple[object, object, object]) -> None:
+    def __init__(self, value: _Current) -> None:
         self._value = value
-        self._token: Token[tuple[object, object, object] | None] | None = None
+        self._token: Token[_Current | None] | None = None
 
     def __enter__(self) -> None:
         self._token = _CURRENT.set(self._value)
@@ -90,9 +93,11 @@ class _Bound:
 
 
 def for_event(event: Any) -> _Bound:
-    """Log lines inside carry the event's order_id, event_id and event_type."""
-    return _Bound((event.order_id, event.event_id, event.event_type))
+    """Log lines inside carry the event's order_id, event_id, event_type and trace_id."""
+    return _Bound((event.order_id, event.event_id, event.event_type, event.traceparent))
 
 
-def bound_event(order_id: object, event_id: object, event_type: object) -> _Bound:
-    return _Bound((order_id, event_id, event_type))
+def bound_event(
+    order_id: object, event_id: object, event_type: object, traceparent: object = None
+) -> _Bound:
+    return _Bound((order_id, event_id, event_type, traceparent))

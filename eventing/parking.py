@@ -6,6 +6,11 @@ flowing for every other order at once (bounded by one batch), while the order's 
 messages queue behind it in the same table and keep their order. Retry topics would need
 a topic per delay and lose per-order ordering; pausing a partition would stall every order
 that hashes to it.
+
+This module is the one owner of dead-lettering: the decision (retry or dead, `verdict`),
+the row, the copy of the original message to `<service>.dlq`, the span mark and the one
+ERROR line all happen here, whichever path set the message aside (the consumer, the
+retrier, a handler that met a contradiction).
 """
 
 from __future__ import annotations
@@ -18,14 +23,23 @@ from typing import Any
 
 import psycopg
 
+from eventing import tracing
+from eventing.errors import classify
 from eventing.kafka.clients import Record
-from eventing.outbox import OutboxRow, encode_headers, insert_outbox
+from eventing.logging import bound_event, get_logger
+from eventing.outbox import OutboxRow, decode_headers, encode_headers, insert_outbox
 from eventing.queries import Queries
+from eventing.retry import RetryPolicy
+from shared_events.codec import header_value
+from shared_events.envelope import Event, utcnow
 from shared_events.topics import dlq_topic
 
-__all__ = ["Parking", "error_text", "poison_event_id"]
+__all__ = ["Parking", "Verdict", "error_text", "poison_event_id", "record_of"]
 
+log = get_logger(__name__)
 Q = Queries.load("eventing")
+
+_FIX = "fix the cause, then `saga dlq redrive`"
 
 
 def poison_event_id(rec: Record) -> uuid.UUID:
@@ -39,9 +53,47 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"[:2000]
 
 
+def record_of(row: dict[str, Any]) -> Record:
+    """The original message of a parked row."""
+    return Record(
+        topic=row["source_topic"],
+        partition=row["source_partition"],
+        offset=row["source_offset"],
+        key=bytes(row["key"]) if row["key"] is not None else None,
+        value=bytes(row["value"]) if row["value"] is not None else None,
+        headers=decode_headers(row["headers"]),
+        timestamp_ms=0,
+    )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What becomes of a message whose handling failed."""
+
+    dead: bool
+    kind: str  # transient | permanent
+    error: str
+    delay_s: float  # until the next attempt, when not dead
+
+
 @dataclass(frozen=True)
 class Parking:
     service: str
+
+    def verdict(
+        self,
+        exc: BaseException,
+        policy: RetryPolicy,
+        attempts: int,
+        first_failed_at: datetime | None = None,
+        now: datetime | None = None,
+    ) -> Verdict:
+        """Dead or retry, after `attempts` failures: permanent errors die at once, transient
+        ones when the policy's budget (attempts or age) is spent."""
+        kind = classify(exc)
+        now = now or utcnow()
+        dead = kind == "permanent" or policy.exhausted(attempts, first_failed_at or now, now)
+        return Verdict(dead, kind, error_text(exc), 0.0 if dead else policy.next_delay_s(attempts))
 
     def blocking_orders(
         self, conn: psycopg.Connection[Any], order_ids: set[uuid.UUID]
@@ -51,7 +103,144 @@ class Parking:
         rows = Q.all(conn, "parked_blocking_orders", {"order_ids": list(order_ids)})
         return {r["order_id"] for r in rows}
 
-    def park(
+    # -- setting a message aside -------------------------------------------------------
+
+    def dead(
+        self,
+        conn: psycopg.Connection[Any],
+        rec: Record,
+        *,
+        kind: str,
+        reason: str,
+        event: Event | None = None,
+        blocks: bool = True,
+        message: str = "message dead-lettered",
+        action: str = _FIX,
+    ) -> bool:
+        """Dead-letter `rec` (its event, if it could be read); False if it was already parked.
+
+        `blocks`: later messages of its order wait behind it (a poison message, a stale or a
+        conflicting event hold nothing back)."""
+        order_id = event.order_id if event is not None else _key_as_order_id(rec)
+        fresh = self._insert(
+            conn,
+            rec,
+            event_id=event.event_id if event is not None else poison_event_id(rec),
+            order_id=order_id,
+            event_type=event.event_type if event is not None else None,
+            state="dead",
+            blocks=blocks,
+            error_kind=kind,
+            error=reason,
+            delay_s=0,
+        )
+        if fresh:
+            self._copy_to_dlq_topic(conn, rec, kind, reason, attempts=1)
+            self._said_dead(
+                rec,
+                order_id,
+                event.event_id if event is not None else None,
+                event.event_type if event is not None else None,
+                event.traceparent if event is not None else None,
+                kind,
+                reason,
+                message,
+                action,
+                attempts=1,
+            )
+        return fresh
+
+    def retry_later(
+        self, conn: psycopg.Connection[Any], rec: Record, event: Event, verdict: Verdict
+    ) -> bool:
+        """Park `event` for its first retry (its order's later messages queue behind it)."""
+        fresh = self._insert(
+            conn,
+            rec,
+            event_id=event.event_id,
+            order_id=event.order_id,
+            event_type=event.event_type,
+            state="retrying",
+            blocks=True,
+            error_kind=verdict.kind,
+            error=verdict.error,
+            delay_s=verdict.delay_s,
+        )
+        tracing.mark(
+            event.traceparent,
+            "parked for a retry",
+            error=verdict.error,
+            **{"saga.event_type": event.event_type, "saga.order_id": str(event.order_id)},
+        )
+        log.warning("handler failed, will retry", error=verdict.error, attempt=1)
+        return fresh
+
+    def behind(self, conn: psycopg.Connection[Any], rec: Record, event: Event) -> bool:
+        """Queue `event` behind an earlier parked message of its order (per-order order)."""
+        fresh = self._insert(
+            conn,
+            rec,
+            event_id=event.event_id,
+            order_id=event.order_id,
+            event_type=event.event_type,
+            state="retrying",
+            blocks=True,
+            error_kind=None,
+            error=None,
+            delay_s=0,
+        )
+        log.info("parked behind an earlier message of the same order")
+        return fresh
+
+    def failed_again(
+        self, conn: psycopg.Connection[Any], row: dict[str, Any], verdict: Verdict
+    ) -> None:
+        """A retry of a parked row failed: count it, and dead-letter it if the verdict says so."""
+        Q.execute(
+            conn,
+            "parked_failed_again",
+            {
+                "seq": row["seq"],
+                "state": "dead" if verdict.dead else "retrying",
+                "error_kind": verdict.kind,
+                "last_error": verdict.error,
+                "delay_s": verdict.delay_s,
+            },
+        )
+        attempts = row["attempts"] + 1
+        rec = record_of(row)
+        traceparent = header_value(rec.headers, "traceparent")
+        if verdict.dead:
+            self._copy_to_dlq_topic(conn, rec, verdict.kind, verdict.error, attempts)
+            self._said_dead(
+                rec,
+                row["order_id"],
+                row["event_id"],
+                row["event_type"],
+                traceparent,
+                verdict.kind,
+                verdict.error,
+                "message dead-lettered after retries",
+                _FIX,
+                attempts,
+            )
+            return
+        tracing.mark(
+            traceparent,
+            "retry failed",
+            error=verdict.error,
+            **{"saga.attempt": attempts, "saga.event_type": row["event_type"] or ""},
+        )
+        log.warning(
+            "retry failed, will retry again",
+            error=verdict.error,
+            attempt=attempts,
+            next_in_s=round(verdict.delay_s, 3),
+        )
+
+    # -- the parts -----------------------------------------------------------------------
+
+    def _insert(
         self,
         conn: psycopg.Connection[Any],
         rec: Record,
@@ -64,9 +253,8 @@ class Parking:
         error_kind: str | None,
         error: str | None,
         delay_s: float,
-        now: datetime,
     ) -> bool:
-        """Set `rec` aside; returns False when it was already parked (a redelivery)."""
+        now = utcnow()
         failed = error is not None
         seq = Q.scalar(
             conn,
@@ -91,11 +279,40 @@ class Parking:
                 "next_attempt_at": now + timedelta(seconds=delay_s),
             },
         )
-        if seq is not None and state == "dead":
-            self.copy_to_dlq_topic(conn, rec, error_kind, error, attempts=1)
         return seq is not None
 
-    def copy_to_dlq_topic(
+    def _said_dead(
+        self,
+        rec: Record,
+        order_id: uuid.UUID | None,
+        event_id: uuid.UUID | None,
+        event_type: str | None,
+        traceparent: str | None,
+        kind: str,
+        reason: str,
+        message: str,
+        action: str,
+        attempts: int,
+    ) -> None:
+        """The one ERROR line of a dead letter, and its mark in the saga's trace."""
+        tracing.mark(
+            traceparent,
+            "dead-lettered",
+            error=reason,
+            **{"saga.event_type": event_type or "", "saga.order_id": str(order_id)},
+        )
+        # A message that could not be read is named by where it came from.
+        where = (
+            {"topic": rec.topic, "partition": rec.partition, "offset": rec.offset}
+            if event_type is None
+            else {}
+        )
+        with bound_event(order_id, event_id, event_type, traceparent):
+            log.error(
+                message, reason=reason, error_kind=kind, attempts=attempts, action=action, **where
+            )
+
+    def _copy_to_dlq_topic(
         self,
         conn: psycopg.Connection[Any],
         rec: Record,
@@ -119,3 +336,43 @@ class Parking:
                 )
             ],
         )
+
+    def park(
+        self,
+        conn: psycopg.Connection[Any],
+        rec: Record,
+        *,
+        event_id: uuid.UUID,
+        order_id: uuid.UUID | None,
+        event_type: str | None,
+        state: str,
+        blocks: bool,
+        error_kind: str | None,
+        error: str | None,
+        delay_s: float,
+        now: datetime | None = None,
+    ) -> bool:
+        """Low-level: set `rec` aside as given (tests build parked rows with it); a dead row
+        is also copied to `<service>.dlq`. Code paths use `dead`, `retry_later`, `behind`."""
+        fresh = self._insert(
+            conn,
+            rec,
+            event_id=event_id,
+            order_id=order_id,
+            event_type=event_type,
+            state=state,
+            blocks=blocks,
+            error_kind=error_kind,
+            error=error,
+            delay_s=delay_s,
+        )
+        if fresh and state == "dead":
+            self._copy_to_dlq_topic(conn, rec, error_kind, error, attempts=1)
+        return fresh
+
+
+def _key_as_order_id(rec: Record) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(rec.key.decode()) if rec.key else None
+    except (ValueError, UnicodeDecodeError):
+        return None

@@ -8,6 +8,7 @@ savepoint so the failing one can be parked or dead-lettered while the others com
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,15 +16,16 @@ from typing import Any
 
 import psycopg
 
+from eventing import tracing
 from eventing.archive import ArchivedTable, maybe_archived, restore
 from eventing.crashpoints import maybe_crash
-from eventing.errors import classify, reraise_missing_partition
+from eventing.errors import reraise_missing_partition
 from eventing.inbox import Inbox
 from eventing.kafka.clients import Record
-from eventing.logging import bound_event, for_event, get_logger
+from eventing.logging import for_event, get_logger
 from eventing.outbox import OutboxRow, insert_outbox
-from eventing.parking import Parking, error_text, poison_event_id
-from eventing.retry import FORWARD, RetryPolicy
+from eventing.parking import Parking
+from eventing.retry import RetryPolicy
 from eventing.settings import Settings
 from eventing.tx import Handler, Tx
 from shared_events.codec import PoisonMessage, decode, header_value, model_from_headers
@@ -57,11 +59,13 @@ def decode_record(
         return Decoded(rec, None, exc)
 
 
-def _key_as_order_id(rec: Record) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(rec.key.decode()) if rec.key else None
-    except (ValueError, UnicodeDecodeError):
-        return None
+_OUTCOME = {
+    "handled": "handled",
+    "duplicates": "duplicate",
+    "parked": "parked",
+    "dead": "dead",
+    "ignored": "ignored",
+}
 
 
 @dataclass
@@ -72,6 +76,12 @@ class Outcome:
     dead: int = 0
     ignored: int = 0
     events: list[Event] = field(default_factory=list)
+    # (topic, outcome label) -> records: what the metrics count.
+    by_topic: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+    def add(self, kind: str, topic: str, n: int = 1) -> None:
+        setattr(self, kind, getattr(self, kind) + n)
+        self.by_topic[(topic, _OUTCOME[kind])] += n
 
 
 class _HandlerFailed(Exception):
@@ -100,7 +110,7 @@ class Processor:
         self.inbox = Inbox(settings)
 
     def policy_for(self, event_type: type[Event]) -> RetryPolicy:
-        return self.policies.get(event_type, FORWARD)
+        return self.policies.get(event_type, self.settings.retry_forward)
 
     # -- one event -------------------------------------------------------------------
 
@@ -110,7 +120,9 @@ class Processor:
         self._restore(conn, events)
         tx = Tx(conn, self.service, self.settings, cause=events[0] if len(events) == 1 else None)
         tx.unguarded = frozenset(unguarded)
-        self.handle(tx, events)
+        with tracing.handling(self.service, events) as spans:
+            tx.traceparents = spans.contexts
+            self.handle(tx, events)
         return tx.rows
 
     def _restore(self, conn: psycopg.Connection[Any], events: list[Event]) -> None:
@@ -178,7 +190,7 @@ class Processor:
             self._dead_letter_poison(conn, d, out)
             return None
         if d.event is None or not self._wanted(d):
-            out.ignored += 1  # not ours: another service's event on a shared topic
+            out.add("ignored", d.record.topic)  # another service's event on a shared topic
             return None
         stale = self.stale(d.event)
         if stale is not None:
@@ -197,16 +209,17 @@ class Processor:
         out = Outcome()
         with conn.transaction():
             blocked = self._blocked(conn, items)
-            events = [ev for d in items if (ev := self._triage(conn, d, blocked, out))]
-            claim = self.inbox.claim(conn, list({e.event_id: e for e in events}.values()))
+            pairs = [(d, ev) for d in items if (ev := self._triage(conn, d, blocked, out))]
+            claim = self.inbox.claim(conn, list({e.event_id: e for _, e in pairs}.values()))
             fresh = claim.fresh
             fresh_events: list[Event] = []
-            for ev in events:
+            for d, ev in pairs:
                 if ev.event_id not in fresh:
-                    out.duplicates += 1
+                    out.add("duplicates", d.record.topic)
                 else:
                     fresh.discard(ev.event_id)  # a second copy in this batch is a duplicate
                     fresh_events.append(ev)
+                    out.by_topic[(d.record.topic, "handled")] += 1
             outbox: list[OutboxRow] = []
             if fresh_events:
                 try:
@@ -234,10 +247,10 @@ class Processor:
                     try:
                         with conn.transaction():
                             if self.apply_one(conn, ev):
-                                out.handled += 1
+                                out.add("handled", d.record.topic)
                                 out.events.append(ev)
                             else:
-                                out.duplicates += 1
+                                out.add("duplicates", d.record.topic)
                     except psycopg.OperationalError:
                         raise
                     except Exception as exc:
@@ -247,114 +260,51 @@ class Processor:
             maybe_crash("before_commit", out.events)
         return out
 
-    # -- setting messages aside ----------------------------------------------------------
+    # -- setting messages aside (eventing/parking.py owns how) -----------------------------
 
     def _dead_letter_poison(self, conn: psycopg.Connection[Any], d: Decoded, out: Outcome) -> None:
         assert d.poison is not None
-        rec = d.record
-        order_id = _key_as_order_id(rec)
-        with bound_event(order_id, None, None):
-            if self.parking.park(
-                conn,
-                rec,
-                event_id=poison_event_id(rec),
-                order_id=order_id,
-                event_type=None,
-                state="dead",
-                blocks=False,
-                error_kind=d.poison.kind,
-                error=d.poison.reason,
-                delay_s=0,
-                now=utcnow(),
-            ):
-                log.error(
-                    "poison message dead-lettered",
-                    reason=d.poison.reason,
-                    error_kind=d.poison.kind,
-                    topic=rec.topic,
-                    partition=rec.partition,
-                    offset=rec.offset,
-                    action="inspect with `saga dlq show`",
-                )
-        out.dead += 1
+        self.parking.dead(
+            conn,
+            d.record,
+            kind=d.poison.kind,
+            reason=d.poison.reason,
+            blocks=False,
+            message="poison message dead-lettered",
+            action="inspect with `saga dlq show`",
+        )
+        out.add("dead", d.record.topic)
 
     def _dead_letter_stale(
         self, conn: psycopg.Connection[Any], d: Decoded, reason: str, out: Outcome
     ) -> None:
-        ev = d.event
-        assert ev is not None
-        with for_event(ev):
-            if self.parking.park(
-                conn,
-                d.record,
-                event_id=ev.event_id,
-                order_id=ev.order_id,
-                event_type=ev.event_type,
-                state="dead",
-                blocks=False,
-                error_kind="stale",
-                error=reason,
-                delay_s=0,
-                now=utcnow(),
-            ):
-                log.error(
-                    "stale event dead-lettered",
-                    reason=reason,
-                    action="inspect with `saga dlq show`; it is not applied on redrive either",
-                )
-        out.dead += 1
-
-    def _park_behind(self, conn: psycopg.Connection[Any], d: Decoded, out: Outcome) -> None:
-        ev = d.event
-        assert ev is not None
-        self.parking.park(
+        self.parking.dead(
             conn,
             d.record,
-            event_id=ev.event_id,
-            order_id=ev.order_id,
-            event_type=ev.event_type,
-            state="retrying",
-            blocks=True,
-            error_kind=None,
-            error=None,
-            delay_s=0,
-            now=utcnow(),
+            kind="stale",
+            reason=reason,
+            event=d.event,
+            blocks=False,
+            message="stale event dead-lettered",
+            action="inspect with `saga dlq show`; it is not applied on redrive either",
         )
-        with for_event(ev):
-            log.info("parked behind an earlier message of the same order")
-        out.parked += 1
+        out.add("dead", d.record.topic)
+
+    def _park_behind(self, conn: psycopg.Connection[Any], d: Decoded, out: Outcome) -> None:
+        assert d.event is not None
+        with for_event(d.event):
+            self.parking.behind(conn, d.record, d.event)
+        out.add("parked", d.record.topic)
 
     def _park_failed(
         self, conn: psycopg.Connection[Any], d: Decoded, exc: BaseException, out: Outcome
     ) -> None:
         ev = d.event
         assert ev is not None
-        kind = classify(exc)
-        policy = self.policy_for(type(ev))
-        dead = kind == "permanent" or policy.max_attempts <= 1
-        state = "dead" if dead else "retrying"
-        err = error_text(exc)
-        self.parking.park(
-            conn,
-            d.record,
-            event_id=ev.event_id,
-            order_id=ev.order_id,
-            event_type=ev.event_type,
-            state=state,
-            blocks=True,
-            error_kind=kind,
-            error=err,
-            delay_s=0 if dead else policy.next_delay_s(1),
-            now=utcnow(),
-        )
-        if dead:
-            log.error(
-                "message dead-lettered",
-                reason=err,
-                error_kind=kind,
-                action="fix the cause, then `saga dlq redrive`",
-            )
-            out.dead += 1
+        verdict = self.parking.verdict(exc, self.policy_for(type(ev)), attempts=1)
+        if verdict.dead:
+            self.parking.dead(conn, d.record, kind=verdict.kind, reason=verdict.error, event=ev)
+            out.add("dead", d.record.topic)
         else:
-            log.warning("handler failed, will retry", error=err, attempt=1)
-            out.parked += 1
+            self.parking.retry_later(conn, d.record, ev, verdict)
+            out.add("parked", d.record.topic)

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
-from eventing import db
+from eventing import db, metrics
 from eventing.kafka.clients import EventProducer
 from eventing.logging import get_logger
 from eventing.outbox import decode_headers
@@ -32,9 +32,15 @@ _LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtext('checkout-saga-outbox-relay
 
 class Relay:
     def __init__(
-        self, dsn: str, producer: EventProducer, batch: int = 2000, idle_poll_s: float = 1.0
+        self,
+        dsn: str,
+        producer: EventProducer,
+        batch: int = 2000,
+        idle_poll_s: float = 1.0,
+        service: str = "",
     ) -> None:
         self.dsn = dsn
+        self.service = service
         self.producer = producer
         self.batch = batch
         self.idle_poll_s = idle_poll_s
@@ -71,6 +77,8 @@ class Relay:
                     prepare=True,
                 )
         self.published += count
+        for topic, n in Counter(r[1] for r in rows[:count]).items():
+            metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
         return count if count == len(rows) else -1
 
     def _failing(self, error: str, topic: str) -> None:

@@ -8,36 +8,20 @@ parked table as 'dead', copied untouched to `<service>.dlq`, and never dropped.
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from typing import Any
 
 import psycopg
 
-from eventing.errors import classify, reraise_missing_partition
-from eventing.kafka.clients import Record
+from eventing.errors import reraise_missing_partition
 from eventing.logging import bound_event, get_logger
-from eventing.outbox import decode_headers
-from eventing.parking import error_text
+from eventing.parking import Verdict, record_of
 from eventing.processing import Processor, decode_record
 from eventing.queries import Queries
-from shared_events.envelope import utcnow
 
 __all__ = ["Retrier"]
 
 log = get_logger(__name__)
 Q = Queries.load("eventing")
-
-
-def _record(row: dict[str, Any]) -> Record:
-    return Record(
-        topic=row["source_topic"],
-        partition=row["source_partition"],
-        offset=row["source_offset"],
-        key=bytes(row["key"]) if row["key"] is not None else None,
-        value=bytes(row["value"]) if row["value"] is not None else None,
-        headers=decode_headers(row["headers"]),
-        timestamp_ms=0,
-    )
 
 
 class Retrier:
@@ -59,11 +43,12 @@ class Retrier:
         return None if value is None else float(value)
 
     def _retry(self, conn: psycopg.Connection[Any], row: dict[str, Any]) -> None:
-        d = decode_record(_record(row))
+        d = decode_record(record_of(row))
         order_id = row["order_id"]
+        parking = self.processor.parking
         with bound_event(order_id, row["event_id"], row["event_type"]):
             if d.poison is not None:
-                self._failed(conn, row, d.poison.kind, d.poison.reason, dead=True)
+                parking.failed_again(conn, row, Verdict(True, d.poison.kind, d.poison.reason, 0))
                 return
             event = d.event
             assert event is not None
@@ -71,7 +56,7 @@ class Retrier:
             # kept its order's records from being archived, so it is safe at any age.
             stale = self.processor.stale(event) if row["error_kind"] == "stale" else None
             if stale is not None:
-                self._failed(conn, row, "stale", stale, dead=True)
+                parking.failed_again(conn, row, Verdict(True, "stale", stale, 0))
                 return
             try:
                 with conn.transaction():
@@ -86,56 +71,10 @@ class Retrier:
                 raise
             except Exception as exc:
                 reraise_missing_partition(exc)
-                kind = classify(exc)
-                policy = self.processor.policy_for(type(event))
-                now = utcnow()
-                first: datetime = row["first_failed_at"] or now
-                attempts = row["attempts"] + 1
-                dead = kind == "permanent" or policy.exhausted(attempts, first, now)
-                self._failed(
-                    conn,
-                    row,
-                    kind,
-                    error_text(exc),
-                    dead=dead,
-                    delay_s=policy.next_delay_s(attempts),
+                verdict = parking.verdict(
+                    exc,
+                    self.processor.policy_for(type(event)),
+                    attempts=row["attempts"] + 1,
+                    first_failed_at=row["first_failed_at"],
                 )
-
-    def _failed(
-        self,
-        conn: psycopg.Connection[Any],
-        row: dict[str, Any],
-        kind: str,
-        error: str,
-        *,
-        dead: bool,
-        delay_s: float = 0.0,
-    ) -> None:
-        Q.execute(
-            conn,
-            "parked_failed_again",
-            {
-                "seq": row["seq"],
-                "state": "dead" if dead else "retrying",
-                "error_kind": kind,
-                "last_error": error,
-                "delay_s": delay_s,
-            },
-        )
-        attempts = row["attempts"] + 1
-        if dead:
-            self.processor.parking.copy_to_dlq_topic(conn, _record(row), kind, error, attempts)
-            log.error(
-                "message dead-lettered after retries",
-                reason=error,
-                error_kind=kind,
-                attempts=attempts,
-                action="fix the cause, then `saga dlq redrive`",
-            )
-        else:
-            log.warning(
-                "retry failed, will retry again",
-                error=error,
-                attempt=attempts,
-                next_in_s=round(delay_s, 3),
-            )
+                parking.failed_again(conn, row, verdict)

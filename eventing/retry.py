@@ -1,12 +1,12 @@
 """Retry budgets and backoff: exponential with full jitter, capped.
 
 Full jitter (sleep = uniform(0, min(cap, base * 2**n))) spreads retries of many messages
-that failed together, so a recovering dependency is not hit by a synchronized storm.
+that failed together, so a recovering dependency is not hit by a synchronized storm. The
+budgets below are the defaults; SAGA_RETRY_{FORWARD,COMPENSATION}_* set them (settings).
 """
 
 from __future__ import annotations
 
-import os
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,20 +36,7 @@ class RetryPolicy:
         )
 
 
-def _from_env(prefix: str, default: RetryPolicy) -> RetryPolicy:
-    def get(name: str, value: float) -> float:
-        raw = os.environ.get(f"SAGA_RETRY_{prefix}_{name}")
-        return float(raw) if raw else value
-
-    return RetryPolicy(
-        max_attempts=int(get("MAX_ATTEMPTS", default.max_attempts)),
-        max_age_s=get("MAX_AGE_S", default.max_age_s),
-        base_delay_s=get("BASE_DELAY_S", default.base_delay_s),
-        max_delay_s=get("MAX_DELAY_S", default.max_delay_s),
-    )
-
-
 # Forward steps give up sooner: the saga then compensates or waits in the DLQ.
-FORWARD = _from_env("FORWARD", RetryPolicy(8, 300.0, 0.2, 30.0))
+FORWARD = RetryPolicy(8, 300.0, 0.2, 30.0)
 # Compensations (refunds, releases) must not be dropped: a far longer budget.
-COMPENSATION = _from_env("COMPENSATION", RetryPolicy(30, 3600.0, 0.5, 120.0))
+COMPENSATION = RetryPolicy(30, 3600.0, 0.5, 120.0)

@@ -7,35 +7,40 @@ tasks); everything about Kafka, transactions, retries and shutdown lives here.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from types import FrameType
 from typing import Any
 
 import psycopg
 
-from eventing import db
-from eventing.crashpoints import maybe_crash
+from eventing import db, metrics, tracing
+from eventing.crashpoints import arm, maybe_crash
 from eventing.kafka.clients import EventConsumer, EventProducer, Record
 from eventing.logging import configure_logging, get_logger
 from eventing.maintenance import maintenance_loop, prepare_database
 from eventing.outbox import insert_outbox
 from eventing.processing import Processor
+from eventing.queries import Queries
 from eventing.relay import Relay
 from eventing.retrier import Retrier
-from eventing.retry import COMPENSATION, backoff_s
+from eventing.retry import backoff_s
 from eventing.settings import Settings
+from eventing.signals import stop_on_signals
 from eventing.spec import PeriodicTask, ServiceSpec, ServiceStop, input_topics
 from eventing.tx import Tx
 
 __all__ = ["PeriodicTask", "ServiceSpec", "input_topics", "run_service"]
 
 log = get_logger(__name__)
+Q = Queries.load("eventing")
 _ALIVE_EVERY_S = 30.0
+_SAMPLE_EVERY_S = 5.0
+# A consumer whose group membership has not settled for this long is wedged (joining
+# takes seconds, a rebalance waits at most max.poll.interval.ms = 60 s for a member).
+_WEDGED_AFTER_S = 120.0
 
 
 def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> None:
@@ -58,6 +63,49 @@ def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> N
             attempt += 1
             log.exception(f"{name}: unexpected error; restarting it")
             stop.wait(backoff_s(attempt, 0.5, 10.0))
+
+
+DEFAULT_METRICS_PORTS = {"order": 9101, "inventory": 9102, "payment": 9103, "fulfillment": 9104}
+
+
+def metrics_port(service: str, settings: Settings) -> int:
+    """SAGA_METRICS_PORT, else the service's default; instance i adds 10 * (i - 1)."""
+    if settings.metrics_port is not None:
+        return settings.metrics_port
+    instance = int(settings.instance) if settings.instance.isdigit() else 1
+    return DEFAULT_METRICS_PORTS.get(service, 9100) + 10 * (max(instance, 1) - 1)
+
+
+def _lag_gauges(service: str) -> Callable[[str], None]:
+    def on_stats(stats: str) -> None:
+        for (topic, partition), lag in metrics.lag_from_statistics(stats).items():
+            metrics.CONSUMER_LAG.labels(service, topic, str(partition)).set(lag)
+
+    return on_stats
+
+
+def _sampler_thread(
+    spec: ServiceSpec, settings: Settings, health: metrics.Health, stop: threading.Event
+) -> None:
+    """What needs a query, every few seconds: backlog, parked and dead letters, the
+    service's own gauges; and, for /readyz, that the database answers."""
+    name = spec.name
+
+    def body() -> None:
+        with db.connect(settings.dsn(name)) as conn:
+            while not stop.is_set():
+                unsent, oldest = Q.rows(conn, "metrics_outbox")[0]
+                retrying, dead = Q.rows(conn, "metrics_parked")[0]
+                metrics.OUTBOX_UNSENT.labels(name).set(unsent)
+                metrics.OUTBOX_OLDEST_UNSENT.labels(name).set(float(oldest))
+                metrics.PARKED.labels(name).set(retrying)
+                metrics.DEAD_LETTERS.labels(name).set(dead)
+                for sample in spec.samplers:
+                    sample(conn)
+                health.db_answered()
+                stop.wait(_SAMPLE_EVERY_S)
+
+    _supervised("metrics sampler", stop, body)
 
 
 def _retrier_thread(retrier: Retrier, dsn: str, stop: threading.Event) -> None:
@@ -99,19 +147,25 @@ class _ConsumerLoop:
         spec: ServiceSpec,
         settings: Settings,
         processor: Processor,
-        consumer: EventConsumer,
+        new_consumer: Callable[[], EventConsumer],
         retrier: Retrier,
         relay: Relay,
     ) -> None:
         self.spec = spec
         self.settings = settings
         self.processor = processor
-        self.consumer = consumer
+        self._new_consumer = new_consumer
+        self.consumer = new_consumer()
         self.retrier = retrier
         self.relay = relay
         self.conn: psycopg.Connection[Any] | None = None
         self.totals: Counter[str] = Counter()
         self._next_report = time.monotonic() + _ALIVE_EVERY_S
+        self.health = metrics.Health()
+        self.health.partitions = self._held  # the consumer may be replaced
+        service = spec.name
+        self._batch_size = metrics.BATCH_SIZE.labels(service)
+        self._batch_seconds = metrics.BATCH_SECONDS.labels(service)
 
     def _report(self) -> None:
         """A periodic line saying the service is alive and moving: what a stuck one lacks."""
@@ -132,10 +186,16 @@ class _ConsumerLoop:
             try:
                 if self.conn is None or self.conn.closed:
                     self.conn = db.connect(self.settings.dsn(self.spec.name))
+                started = time.perf_counter()
                 outcome = self.processor.process(self.conn, records)
+                self._batch_seconds.observe(time.perf_counter() - started)
+                self._batch_size.observe(len(records))
+                self.health.db_answered()
                 maybe_crash("after_commit", outcome.events)
                 for name in ("handled", "duplicates", "parked", "dead", "ignored"):
                     self.totals[name] += getattr(outcome, name)
+                for (topic, label), n in outcome.by_topic.items():
+                    metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, label).inc(n)
                 if outcome.parked:
                     self.retrier.wakeup.set()
                 return True
@@ -154,10 +214,29 @@ class _ConsumerLoop:
                 if stop.wait(delay):
                     return False
 
+    def _held(self) -> int:
+        return self.consumer.assigned()
+
+    def _replace_if_wedged(self) -> None:
+        """A consumer that cannot settle into its group for minutes (seen after a broker
+        was fenced and unfenced: requests to the group coordinator queued for ever) is
+        replaced by a new one, which joins at once."""
+        if self.consumer.unsettled_s() < _WEDGED_AFTER_S:
+            return
+        log.warning(
+            "consumer has not settled into its group; replacing it",
+            unsettled_s=round(self.consumer.unsettled_s()),
+            group=f"{self.spec.name}-svc",
+        )
+        old, self.consumer = self.consumer, self._new_consumer()
+        old.abandon()
+
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
             records = self.consumer.poll_batch(self.settings.batch_size, 0.2)
+            self.health.beat()
             self._report()
+            self._replace_if_wedged()
             if not records:
                 continue
             if not self._process(records, stop):
@@ -179,14 +258,11 @@ def run_service(
     )
     stop = stop or ServiceStop()
     if threading.current_thread() is threading.main_thread():
+        stop_on_signals(stop, lambda name: log.info("shutting down", signal=name))
 
-        def _on_signal(signum: int, _frame: FrameType | None) -> None:
-            log.info("shutting down", signal=signal.Signals(signum).name)
-            stop.set()
-
-        signal.signal(signal.SIGTERM, _on_signal)
-        signal.signal(signal.SIGINT, _on_signal)
-
+    arm(settings.crash_point)
+    if tracing.configure(spec.name):
+        log.info("tracing: spans are exported over OTLP")
     dsn = settings.dsn(spec.name)
     applied = prepare_database(dsn, spec, settings)
     log.info("schema ready", migrations_applied=applied)
@@ -196,12 +272,12 @@ def run_service(
     ensure_topics(settings.kafka_bootstrap_servers, list(ALL_TOPICS), settings.topic_partitions)
 
     client_id = f"{spec.name}-{socket.gethostname()}-{os.getpid()}"
-    policies = {t: COMPENSATION for t in spec.compensations}
+    policies = {t: settings.retry_compensation for t in spec.compensations}
     processor = Processor(
         spec.name, spec.consumes, spec.handle, settings, policies, archives=spec.archives
     )
     producer = EventProducer(settings.kafka_bootstrap_servers, client_id)
-    relay = Relay(dsn, producer)
+    relay = Relay(dsn, producer, service=spec.name)
     retrier = Retrier(processor)
     threads = [
         threading.Thread(
@@ -232,20 +308,41 @@ def run_service(
         )
         for b in spec.background
     ]
+
+    def new_consumer() -> EventConsumer:
+        return EventConsumer(
+            settings.kafka_bootstrap_servers,
+            f"{spec.name}-svc",
+            input_topics(spec),
+            client_id,
+            on_stats=_lag_gauges(spec.name),
+        )
+
+    loop = _ConsumerLoop(spec, settings, processor, new_consumer, retrier, relay)
+    threads += [
+        threading.Thread(
+            target=metrics.serve,
+            args=(settings.metrics_host, metrics_port(spec.name, settings), loop.health, stop),
+            name="metrics",
+            daemon=True,
+        ),
+        threading.Thread(
+            target=_sampler_thread, args=(spec, settings, loop.health, stop), name="sampler"
+        ),
+    ]
     for t in threads:
+        t.daemon = True
         t.start()
-    consumer = EventConsumer(
-        settings.kafka_bootstrap_servers, f"{spec.name}-svc", input_topics(spec), client_id
-    )
     log.info("service started", topics=input_topics(spec), group=f"{spec.name}-svc")
     try:
-        _ConsumerLoop(spec, settings, processor, consumer, retrier, relay).run(stop)
+        loop.run(stop)
     finally:
         stop.set()
-        consumer.close()
+        loop.consumer.close()
         for t in threads:
             t.join(timeout=15)
         producer.close()
+        tracing.shutdown()
         failure = stop.failure if isinstance(stop, ServiceStop) else None
         if failure:
             log.error("service stopped by a failure", reason=failure)

@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eventing.retry import COMPENSATION, FORWARD, RetryPolicy
+
 __all__ = [
     "SERVICES",
     "Settings",
@@ -20,6 +22,8 @@ __all__ = [
     "load_settings",
     "local_admin_dsn",
     "local_dsn",
+    "log_format",
+    "log_level",
 ]
 
 SERVICES = ("order", "inventory", "payment", "fulfillment")
@@ -64,6 +68,41 @@ def _env_float(name: str, default: float) -> float:
         return float(raw)
     except ValueError:
         raise ValueError(f"{name}={raw!r} is not a number; unset it or give a number") from None
+
+
+_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(default: str) -> str:
+    """SAGA_LOG_LEVEL, checked (the CLI reads it alone, before any other setting)."""
+    value = _env("SAGA_LOG_LEVEL", default).strip().upper()
+    if value not in _LEVELS:
+        raise ValueError(f"SAGA_LOG_LEVEL={value!r} must be one of: {', '.join(_LEVELS)}")
+    return value
+
+
+def log_format() -> str:
+    return _env_choice("SAGA_LOG_FORMAT", ("auto", "json", "console"), "auto")
+
+
+def _retry(kind: str, default: RetryPolicy) -> RetryPolicy:
+    prefix = f"SAGA_RETRY_{kind}_"
+    attempts = _env_int(prefix + "MAX_ATTEMPTS", default.max_attempts)
+    if attempts < 1:
+        raise ValueError(f"{prefix}MAX_ATTEMPTS={attempts} must be at least 1")
+    return RetryPolicy(
+        max_attempts=attempts,
+        max_age_s=_positive(prefix + "MAX_AGE_S", default.max_age_s),
+        base_delay_s=_positive(prefix + "BASE_DELAY_S", default.base_delay_s),
+        max_delay_s=_positive(prefix + "MAX_DELAY_S", default.max_delay_s),
+    )
+
+
+def _env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} must be one of: {', '.join(choices)}")
+    return value
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -120,6 +159,12 @@ class Settings:
     http_rate_limit: float = 2000.0
     http_rate_burst: int = 500
     http_max_in_flight: int = 5000
+    # adaptive: the in-flight limit follows saga latency toward the target, between the
+    # minimum and SAGA_HTTP_MAX_IN_FLIGHT (order_svc/adaptive.py); fixed: the maximum is
+    # the cap.
+    http_admission: str = "adaptive"
+    http_latency_target_s: float = 1.0
+    http_min_in_flight: int = 100
     http_db_pool_size: int = 8
     # Which instance of its service this process is (log lines carry it), and whether the
     # checkout API shares its port with other instances (SO_REUSEPORT: the kernel spreads
@@ -127,8 +172,17 @@ class Settings:
     # mistake is an error rather than a silent partner.
     # Brokers of the local stack (1 or 3), as `saga stack up --brokers` recorded them.
     kafka_brokers: int = 1
+    # Retry budgets of parked messages: forward steps, and compensations (eventing/retry.py).
+    retry_forward: RetryPolicy = FORWARD
+    retry_compensation: RetryPolicy = COMPENSATION
+    # Test hook: die by SIGKILL at a point of message processing (eventing/crashpoints.py).
+    crash_point: str = ""
     instance: str = ""
     instances: int = 1
+    # Where /metrics, /healthz and /readyz are served (None: the service's default port,
+    # see eventing.runtime.metrics_port; 0: not served).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     http_reuse_port: bool = False
     # 0: the API runs in the order service's own process; N: in N processes of its own
     # sharing the port, so that it does not compete with the consumer for one GIL. One is
@@ -205,8 +259,8 @@ def load_settings() -> Settings:
         topic_partitions=partitions,
         http_host=_env("SAGA_HTTP_HOST", "127.0.0.1"),
         http_port=_env_int("SAGA_HTTP_PORT", 8080),
-        log_format=_env("SAGA_LOG_FORMAT", "auto"),
-        log_level=_env("SAGA_LOG_LEVEL", "INFO"),
+        log_format=log_format(),
+        log_level=log_level("INFO"),
         reservation_ttl_s=_env_float("SAGA_RESERVATION_TTL_S", 600.0),
         reaper_interval_s=_env_float("SAGA_REAPER_INTERVAL_S", 1.0),
         outbox_retention_s=_env_float("SAGA_OUTBOX_RETENTION_S", 600.0),
@@ -216,10 +270,15 @@ def load_settings() -> Settings:
         http_rate_limit=_env_float("SAGA_HTTP_RATE_LIMIT", 2000.0),
         http_rate_burst=_env_int("SAGA_HTTP_RATE_BURST", 500),
         http_max_in_flight=_env_int("SAGA_HTTP_MAX_IN_FLIGHT", 5000),
+        http_admission=_env_choice("SAGA_HTTP_ADMISSION", ("adaptive", "fixed"), "adaptive"),
+        http_latency_target_s=_positive("SAGA_HTTP_LATENCY_TARGET_S", 1.0),
+        http_min_in_flight=_env_int("SAGA_HTTP_MIN_IN_FLIGHT", 100),
         http_db_pool_size=_env_int("SAGA_HTTP_DB_POOL_SIZE", 8),
         http_workers=_env_int("SAGA_HTTP_WORKERS", 1),
         instance=_env("SAGA_INSTANCE", ""),
         instances=_env_int("SAGA_INSTANCES", 1),
+        metrics_host=_env("SAGA_METRICS_HOST", "127.0.0.1"),
+        metrics_port=_env_int("SAGA_METRICS_PORT", -1) if _env("SAGA_METRICS_PORT", "") else None,
         http_reuse_port=_env_bool("SAGA_HTTP_REUSE_PORT", False),
         inbox_retention_s=_positive("SAGA_INBOX_RETENTION_S", 3600.0),
         inbox_partition_s=_positive("SAGA_INBOX_PARTITION_S", 300.0),
@@ -228,6 +287,9 @@ def load_settings() -> Settings:
         archive_retention_s=_positive("SAGA_ARCHIVE_RETENTION_S", 86400.0),
         archive_partition_s=_positive("SAGA_ARCHIVE_PARTITION_S", 21600.0),
         steps_partition_s=_positive("SAGA_STEPS_PARTITION_S", 3600.0),
+        retry_forward=_retry("FORWARD", FORWARD),
+        retry_compensation=_retry("COMPENSATION", COMPENSATION),
+        crash_point=_env("SAGA_CRASH_POINT", ""),
     )
     s = settings
     _check_partitions(

@@ -9,6 +9,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
 
 from eventing.archive import ArchivedTable
 from eventing.partitions import TimePartitioned
@@ -66,6 +69,8 @@ class ServiceSpec:
     partitioned: tuple[TimePartitioned, ...] = ()
     # Its tables of one row per order, which move to an archive once settled.
     archives: tuple[ArchivedTable, ...] = ()
+    # Its own gauges, sampled every few seconds on a connection of its database.
+    samplers: tuple[Callable[[psycopg.Connection[Any]], None], ...] = ()
 
 
 def input_topics(spec: ServiceSpec) -> list[str]:

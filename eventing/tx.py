@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import psycopg
 
+from eventing import tracing
 from eventing.outbox import OutboxRow, row_for_event
 from eventing.settings import Settings
 from shared_events.envelope import Contract, Event, utcnow
@@ -38,17 +39,37 @@ class Tx:
         # Events the inbox could not vouch for (outside its window): the handler's own
         # records must tell whether they were already applied.
         self.unguarded: frozenset[uuid.UUID] = frozenset()
+        # The trace context of each event's handling (eventing.tracing): what the events it
+        # causes carry, so that the saga's spans form one tree.
+        self.traceparents: dict[uuid.UUID, str] = {}
 
     def emit(
-        self, cls: type[E], payload: Contract, *, cause: Event | None = None, order_id: Any = None
+        self,
+        cls: type[E],
+        payload: Contract,
+        *,
+        cause: Event | None = None,
+        order_id: Any = None,
+        trace: str | None = None,
     ) -> E:
-        """Create an event caused by `cause` (by default the one being handled), queue it."""
+        """Create an event caused by `cause` (by default the one being handled), queue it.
+
+        `trace`: the saga's trace context for an event without a cause (a timer's)."""
         cause = cause or self.cause
         if order_id is None:
             if cause is None:
                 raise ValueError("emit() without a cause needs an explicit order_id")
             order_id = cause.order_id
-        event = cls.create(order_id=order_id, producer=self.service, payload=payload, cause=cause)
+        traceparent = self.traceparents.get(cause.event_id) if cause is not None else None
+        if traceparent is None:
+            traceparent = tracing.child_of(cause.traceparent if cause is not None else trace)
+        event = cls.create(
+            order_id=order_id,
+            producer=self.service,
+            payload=payload,
+            cause=cause,
+            traceparent=traceparent,
+        )
         self.rows.append(row_for_event(event, events_topic(self.service)))
         return event
 

@@ -36,10 +36,21 @@ def _stock_lines(lines: list[tuple[str, int]]) -> tuple[StockLine, ...]:
 
 
 def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
-    if event.order_id in book.reservations:
-        log.info("order already has a reservation; duplicate OrderPlaced ignored")
-        return
     lines = [(i.sku, i.qty) for i in event.payload.items]
+    first = book.reservations.get(event.order_id)
+    if first is not None:
+        # One decision per order, the first: a copy of its OrderPlaced under another id, or
+        # one redelivered past the inbox's window, changes nothing; one with other content
+        # contradicts it (the order service dead-letters it as a conflict).
+        if sorted(first.lines) == sorted(lines):
+            log.info("order already decided; duplicate OrderPlaced ignored")
+        else:
+            log.warning(
+                "conflicting OrderPlaced ignored: the order's first one stands",
+                first=first.lines,
+                ignored=lines,
+            )
+        return
     levels = {sku: row.level for sku, row in book.stock.items()}
     decision = domain.decide_reservation(levels, lines)
     if isinstance(decision, domain.Reject):
@@ -47,6 +58,17 @@ def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
             InventoryRejected,
             InventoryRejectedPayload(reason=decision.reason, skus=decision.skus),
             cause=event,
+        )
+        # Kept as a reservation released at once: without it a second OrderPlaced would be
+        # decided again and could reserve (and be charged) what was refused.
+        book.reservations[event.order_id] = Reservation(
+            uuid.uuid4(),
+            event.order_id,
+            "released",
+            lines,
+            tx.now,
+            release_reason=domain.REJECTED,
+            new=True,
         )
         log.info("reservation rejected", reason=decision.reason, skus=decision.skus)
         return
@@ -57,6 +79,7 @@ def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
         lines,
         tx.now + timedelta(seconds=tx.settings.reservation_ttl_s),
         new=True,
+        trace=tx.traceparents.get(event.event_id),
     )
     book.reservations[event.order_id] = res
     book.move("hold", lines)
@@ -145,6 +168,7 @@ def reap_lapsed_reservations(tx: Tx) -> int:
                 reason="expired",
             ),
             order_id=res["order_id"],
+            trace=res["trace"],
         )
         log.info(
             "reservation lapsed",

@@ -38,6 +38,7 @@ class Reservation:
     release_reason: str | None = None
     new: bool = False
     dirty: bool = False
+    trace: str | None = None  # the saga's trace context where it was made
 
 
 @dataclass
@@ -85,6 +86,8 @@ class Book:
         return cls(reservations, stock)
 
     def move(self, how: str, lines: list[tuple[str, int]]) -> None:
+        if how not in ("hold", "unhold", "ship"):
+            return  # e.g. a refused request's lines, which may name SKUs we do not stock
         for sku, qty in lines:
             row = self.stock[sku]
             if how == "hold":
@@ -110,6 +113,8 @@ class Book:
                     r.status,
                     json.dumps([{"sku": s, "qty": q} for s, q in r.lines]),
                     r.expires_at,
+                    r.trace,
+                    r.release_reason,
                 )
                 for r in self.reservations.values()
                 if r.new

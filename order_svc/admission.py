@@ -21,6 +21,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from order_svc.adaptive import AdaptiveLimit, Measured
+
 __all__ = ["Admission", "InFlightCap", "Refusal", "TokenBucket", "retry_after_s"]
 
 Clock = Callable[[], float]
@@ -119,16 +121,27 @@ class Refusal:
 
 
 class Admission:
-    """Both limits together; either may be off (None)."""
+    """Both limits together; either may be off (None). With `adaptive`, the in-flight cap
+    is the limit it finds (order_svc/adaptive.py), and Retry-After follows the drain rate."""
 
     def __init__(
-        self, bucket: TokenBucket | None, cap: InFlightCap | None, cap_retry_after_s: int = 1
+        self,
+        bucket: TokenBucket | None,
+        cap: InFlightCap | None,
+        cap_retry_after_s: int = 1,
+        adaptive: AdaptiveLimit | None = None,
     ) -> None:
         self.bucket = bucket
         self.cap = cap
+        self.adaptive = adaptive
         # How long a client should back off when the backlog is full: a place frees up as
         # soon as any saga ends, and they end all the time; a longer hint leaves room idle.
         self.cap_retry_after_s = cap_retry_after_s
+
+    def measured(self, m: Measured) -> None:
+        """New figures from the saga record: the adaptive limit moves, the cap with it."""
+        if self.adaptive is not None and self.cap is not None:
+            self.cap.cap = self.adaptive.update(m)
 
     def check(self) -> Refusal | None:
         """None: go ahead, and call `done` afterwards. Else: the refusal to answer with."""
@@ -136,7 +149,9 @@ class Admission:
         if self.cap is not None and not self.cap.try_admit():
             return Refusal(
                 "too_many_in_flight",
-                self.cap_retry_after_s,
+                retry_after_s(self.adaptive.wait_s())
+                if self.adaptive is not None
+                else self.cap_retry_after_s,
                 f"{self.cap.cap} checkouts are already in progress; retry later",
             )
         if self.bucket is not None:

@@ -12,14 +12,16 @@ Retry-After when the database is unreachable (nothing was placed: retrying is sa
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import anyio
 import psycopg
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from psycopg_pool import ConnectionPool, PoolTimeout
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -27,9 +29,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from eventing import tracing
 from eventing.logging import get_logger
 from eventing.settings import Settings
 from order_svc.admission import Admission, Refusal
+from order_svc.metrics import (
+    ADMISSION_IN_FLIGHT,
+    ADMISSION_LIMIT,
+    ADMISSION_REFUSED,
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+)
+from order_svc.openapi import openapi_endpoint
 from order_svc.placement import CheckoutRequest, IdempotencyConflict, UnknownSku
 from order_svc.placer import Placer
 from order_svc.repository import Q
@@ -145,8 +156,12 @@ class CheckoutApi:
             return self._refuse(refusal)
         created = False
         self._waiting += 1
+        # The saga's trace starts here, or continues the caller's (W3C traceparent).
+        caller = request.headers.get("traceparent")
+        trace = tracing.span("POST /orders", caller if tracing.trace_id(caller) else None)
         try:
-            placed = await self.placer.place(req, key)
+            with trace as traceparent:
+                placed = await self.placer.place(req, key, traceparent)
             created = placed.created
         except UnknownSku as exc:
             return _invalid([("items", str(exc))])
@@ -184,6 +199,7 @@ class CheckoutApi:
 
     def _refuse(self, refusal: Refusal) -> JSONResponse:
         self.refused[refusal.reason] += 1
+        ADMISSION_REFUSED.labels(refusal.reason).inc()
         return _refused(refusal)
 
     def _get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
@@ -210,6 +226,29 @@ class CheckoutApi:
     async def health(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(self, _request: Request) -> Response:
+        cap = self.admission.cap
+        ADMISSION_LIMIT.set(cap.cap if cap is not None else 0)
+        ADMISSION_IN_FLIGHT.set(cap.estimate if cap is not None else 0)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _measured(method: str, route: str, endpoint: Endpoint) -> Endpoint:
+    """The endpoint, counted and timed (once per request, outside the endpoint's logic)."""
+    seconds = HTTP_SECONDS.labels(method, route)
+
+    async def measured(request: Request) -> Response:
+        started = time.perf_counter()
+        response = await endpoint(request)
+        seconds.observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(method, route, str(response.status_code)).inc()
+        return response
+
+    return measured
+
 
 def create_app(
     pool: ConnectionPool[Any],
@@ -221,9 +260,15 @@ def create_app(
     api = CheckoutApi(pool, placer, admission, max_waiting, settings)
     app = Starlette(
         routes=[
-            Route("/orders", api.place, methods=["POST"]),
-            Route("/orders/{order_id}", api.show, methods=["GET"]),
+            Route("/orders", _measured("POST", "/orders", api.place), methods=["POST"]),
+            Route(
+                "/orders/{order_id}",
+                _measured("GET", "/orders/{order_id}", api.show),
+                methods=["GET"],
+            ),
             Route("/healthz", api.health, methods=["GET"]),
+            Route("/metrics", api.metrics, methods=["GET"]),
+            Route("/openapi.json", openapi_endpoint, methods=["GET"]),
         ]
     )
     app.state.api = api

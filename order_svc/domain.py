@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["COMPENSATIONS", "TERMINAL", "Facts", "Status", "awaiting", "derive_status"]
+__all__ = [
+    "COMPENSATIONS",
+    "EXCLUSIVE",
+    "TERMINAL",
+    "Facts",
+    "Status",
+    "awaiting",
+    "contradiction",
+    "derive_status",
+    "fact_kind",
+]
 
 TERMINAL = frozenset({"COMPLETED", "CANCELLED"})
 COMPENSATIONS = frozenset({"PaymentRefunded", "InventoryReleased"})
@@ -95,3 +105,39 @@ def awaiting(f: Facts) -> list[str]:
     else:
         waits.append("fulfillment: schedule the shipment (ShipmentScheduled or FulfillmentFailed)")
     return waits
+
+
+# A saga has at most one event of each type, and at most one of each group below: each group
+# is the outcomes of one step (both from one producer, so one topic: they cannot swap places).
+EXCLUSIVE = (
+    frozenset({"InventoryReserved", "InventoryRejected"}),
+    frozenset({"PaymentCharged", "PaymentFailed"}),
+    frozenset({"ShipmentScheduled", "FulfillmentFailed"}),
+)
+
+
+LAPSE = "InventoryReleased(expired)"
+
+
+def fact_kind(event_type: str, reason: str | None) -> str:
+    """What kind of fact an event is: its type, but for the lapse of a reservation, a fact
+    of its own: a lapsed reservation whose charge was honoured is released once more if
+    fulfillment then fails (InventoryReleased, reason expired, then fulfillment_failed)."""
+    return LAPSE if event_type == "InventoryReleased" and reason == "expired" else event_type
+
+
+def contradiction(kinds: frozenset[str], kind: str) -> str | None:
+    """Why one more fact of `kind` cannot join a saga that holds facts of `kinds` (None: it
+    can). A second fact of a kind already held may still be the same fact sent again under
+    another event id; the caller compares contents."""
+    if kind in kinds:
+        return f"the saga already has {_a(kind)}"
+    for group in EXCLUSIVE:
+        other = sorted(group & kinds - {kind}) if kind in group else []
+        if other:
+            return f"the saga already has {_a(other[0])}, which excludes {_a(kind)}"
+    return None
+
+
+def _a(kind: str) -> str:
+    return f"{'an' if kind[0] in 'AEIOU' else 'a'} {kind}"

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
+from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from eventing.kafka.clients import Record
 from eventing.logging import for_event, get_logger
+from eventing.parking import Parking
 from eventing.tx import Tx
 from order_svc import repository as repo
-from order_svc.domain import derive_status
-from shared_events.codec import PRODUCER_OF
-from shared_events.envelope import Event
+from order_svc.domain import LAPSE, Facts, contradiction, derive_status, fact_kind
+from order_svc.metrics import SAGA_DURATION
+from shared_events.codec import PRODUCER_OF, encode
+from shared_events.envelope import Event, utcnow
 from shared_events.order import OrderPlaced
+from shared_events.topics import events_topic
 
 __all__ = ["CONSUMES", "handle"]
 
@@ -44,6 +50,109 @@ def _start_from_event(tx: Tx, event: OrderPlaced) -> None:
             log.info("saga started from an OrderPlaced published by another system")
 
 
+def _placed_details(event: OrderPlaced) -> dict[str, Any]:
+    """An OrderPlaced's content as the order row keeps it (what a second one is compared to)."""
+    p = event.payload
+    return {
+        "customer_id": p.customer_id,
+        "items": [li.model_dump() for li in p.items],
+        "total_minor": p.total_minor,
+        "currency": p.currency,
+        "card_token": p.card_token,
+        "ship_to": p.ship_to.model_dump(mode="json"),
+    }
+
+
+def _same_fact(tx: Tx, event: Event) -> bool:
+    """Whether `event` says what the saga record already holds under another event id."""
+    if isinstance(event, OrderPlaced):
+        details = repo.order_details(tx.conn, event.order_id)
+        return details == _placed_details(event)
+    recorded = repo.step_payloads(tx.conn, event.order_id, event.event_type)
+    return json.loads(event.payload.model_dump_json()) in recorded
+
+
+def _set_aside(tx: Tx, event: Event, reason: str) -> None:
+    """A dead letter that holds nothing back: the first fact stands and the saga goes on, and
+    the conflict waits in the DLQ (and the trace, and the audit) for an operator."""
+    rec = encode(event)
+    # The handler has no Kafka position to give: the entry says where it came from by its
+    # topic, and keeps the event as our codec writes it.
+    source = Record(
+        events_topic(PRODUCER_OF[type(event)]), -1, -1, rec.key, rec.value, rec.headers, 0
+    )
+    parked = Parking(tx.service).park(
+        tx.conn,
+        source,
+        event_id=event.event_id,
+        order_id=event.order_id,
+        event_type=event.event_type,
+        state="dead",
+        blocks=False,
+        error_kind="conflict",
+        error=reason,
+        delay_s=0,
+        now=utcnow(),
+    )
+    if parked:
+        with for_event(event):
+            log.error(
+                "conflicting event dead-lettered; the first one stands",
+                reason=reason,
+                error_kind="conflict",
+                action="find out why its producer sent it; `saga dlq redrive` acknowledges it",
+            )
+
+
+def _without_contradictions(
+    tx: Tx, current: dict[uuid.UUID, repo.OrderState], events: list[Event]
+) -> list[Event]:
+    """The events that can be facts of their sagas; the others are set aside as conflicts.
+
+    An order's saga has one event of each type and one outcome per step (order_svc.domain
+    .contradiction). Another event id for a fact already recorded is a copy (e.g. another
+    system retried under a new id) when its content is the same: dropped, quietly; with
+    other content it contradicts the record: the first one wins. The inbox has already
+    dropped every repeat of one event id.
+    """
+    kinds: dict[uuid.UUID, frozenset[str]] = {}
+    kept = []
+    for e in events:
+        if e.order_id not in kinds:
+            kinds[e.order_id] = _recorded_kinds(tx, e.order_id, current[e.order_id].facts)
+        kind = fact_kind(e.event_type, _reason(e))
+        why = contradiction(kinds[e.order_id], kind)
+        if why is None:
+            kinds[e.order_id] |= {kind}
+            kept.append(e)
+        elif kind in kinds[e.order_id] and _same_fact(tx, e):
+            with for_event(e):
+                log.info("the same fact again under another event id; not recorded twice")
+        else:
+            other = " with other content" if kind in kinds[e.order_id] else ""
+            _set_aside(
+                tx,
+                e,
+                f"conflict: {e.event_type} {e.event_id} from {e.producer}{other} contradicts "
+                f"the saga record: {why}",
+            )
+    return kept
+
+
+def _recorded_kinds(tx: Tx, order_id: uuid.UUID, facts: Facts) -> frozenset[str]:
+    """The kinds of fact the saga record holds. The facts kept on the order row tell all but
+    one thing: with a lapse on record, whether a release of another reason is too (then the
+    steps are read: a saga that both lapsed and was released is rare)."""
+    kinds = set(facts.seen)
+    if "InventoryReleased" in kinds and facts.expired:
+        reasons = {
+            p.get("reason") for p in repo.step_payloads(tx.conn, order_id, "InventoryReleased")
+        }
+        kinds.discard("InventoryReleased")
+        kinds |= {fact_kind("InventoryReleased", r) for r in reasons} | {LAPSE}
+    return frozenset(kinds)
+
+
 def _reason(event: Event) -> str | None:
     reason = getattr(event.payload, "reason", None)
     return reason if isinstance(reason, str) else None
@@ -64,6 +173,7 @@ def handle(tx: Tx, events: list[Event]) -> None:
     if tx.unguarded:  # outside the inbox's window: our own record says if it is a repeat
         known = repo.known_steps(tx.conn, [e for e in events if e.event_id in tx.unguarded])
         events = [e for e in events if e.event_id not in known]
+    events = _without_contradictions(tx, current, events)
     repo.record_steps(tx.conn, events)
     by_order: dict[uuid.UUID, list[Event]] = defaultdict(list)
     for e in events:
@@ -91,5 +201,9 @@ def handle(tx: Tx, events: list[Event]) -> None:
                         cancel_reason=new.cancel_reason,
                         previous=old.status.status,
                     )
+                    if new.terminal and old.created_at is not None:
+                        SAGA_DURATION.labels(new.cancel_reason or "completed").observe(
+                            (tx.now - old.created_at).total_seconds()
+                        )
         updates[order_id] = repo.OrderState(new, facts)
     repo.write_orders(tx.conn, updates)

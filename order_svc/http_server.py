@@ -29,6 +29,7 @@ from eventing import db
 from eventing.logging import get_logger
 from eventing.settings import Settings
 from eventing.spec import fail
+from order_svc.adaptive import AdaptiveLimit, Measured
 from order_svc.admission import Admission, InFlightCap, TokenBucket
 from order_svc.api import POOL_WAIT_S, CheckoutApi, create_app
 from order_svc.placer import Placer
@@ -42,6 +43,8 @@ log = get_logger(__name__)
 # the cap by much, rarely enough that it costs nothing next to the placements.
 _COUNT_EVERY_S = 0.15
 _REFUSALS_LOG_EVERY_S = 5.0
+# The sagas that ended within this are what the adaptive limit reads its p99 from.
+_LATENCY_WINDOW_S = 2.0
 # Placements queued or running per placer before the API sheds load.
 _WAITING_PER_PLACER = 128
 _MAX_BATCH = 64
@@ -82,8 +85,17 @@ def admission_from(settings: Settings, share: int = 1) -> Admission:
         if settings.http_rate_limit > 0
         else None
     )
-    cap = InFlightCap(settings.http_max_in_flight) if settings.http_max_in_flight > 0 else None
-    return Admission(bucket, cap)
+    if settings.http_max_in_flight == 0:
+        return Admission(bucket, None)
+    if settings.http_admission == "fixed":
+        return Admission(bucket, InFlightCap(settings.http_max_in_flight))
+    limit = AdaptiveLimit(
+        settings.http_latency_target_s,
+        floor=min(settings.http_min_in_flight, settings.http_max_in_flight),
+        ceiling=settings.http_max_in_flight,
+        clock=time.monotonic,
+    )
+    return Admission(bucket, InFlightCap(limit.limit), adaptive=limit)
 
 
 def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
@@ -104,16 +116,30 @@ def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def _recount(cap: InFlightCap, conn: psycopg.Connection[Any]) -> None:
+def _recount(admission: Admission, conn: psycopg.Connection[Any]) -> None:
+    cap = admission.cap
+    assert cap is not None
     mark = cap.refreshing()
-    cap.refreshed(mark, int(Q.scalar(conn, "count_in_flight")))
+    if admission.adaptive is None:
+        cap.refreshed(mark, int(Q.scalar(conn, "count_in_flight")))
+        return
+    row = Q.one(conn, "admission_stats", {"window_s": _LATENCY_WINDOW_S})
+    assert row is not None
+    cap.refreshed(mark, int(row["in_flight"]))
+    admission.measured(
+        Measured(
+            p99_s=float(row["p99_s"]) if row["p99_s"] is not None else None,
+            completed_per_s=int(row["ended"]) / _LATENCY_WINDOW_S,
+            in_flight=int(row["in_flight"]),
+        )
+    )
 
 
-def _first_count(cap: InFlightCap, dsn: str) -> None:
+def _first_count(admission: Admission, dsn: str) -> None:
     """Count before serving: until then the cap would know only its own admissions."""
     try:
         with db.connect(dsn) as conn:
-            _recount(cap, conn)
+            _recount(admission, conn)
     except psycopg.Error as exc:
         log.warning("cannot count in-flight sagas yet", error=str(exc).strip())
 
@@ -129,7 +155,7 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
             if cap is not None:
                 if conn is None or conn.closed:
                     conn = db.connect(dsn)
-                _recount(cap, conn)
+                _recount(api.admission, conn)
         except psycopg.Error as exc:
             # The estimate keeps growing with admissions meanwhile, so the cap still holds.
             log.warning("cannot count in-flight sagas; retrying", error=str(exc).strip())
@@ -147,7 +173,7 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
                     **dict(refused),
                     in_flight_estimate=cap.estimate if cap else None,
                     limit_rate_per_s=settings.http_rate_limit,
-                    limit_in_flight=settings.http_max_in_flight,
+                    limit_in_flight=cap.cap if cap else None,
                 )
         stop.wait(_COUNT_EVERY_S)
     if conn is not None:
@@ -257,7 +283,7 @@ def serve(
 
     threading.Thread(target=_stop_server, name="http-stopper", daemon=True).start()
     if admission.cap is not None:
-        _first_count(admission.cap, settings.dsn("order"))
+        _first_count(admission, settings.dsn("order"))
     counter.start()
     placer.start()
     log.info(

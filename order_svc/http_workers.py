@@ -27,8 +27,10 @@ import time
 
 import structlog
 
+from eventing import tracing
 from eventing.logging import configure_logging, get_logger
 from eventing.settings import Settings, load_settings
+from eventing.signals import stop_on_signals
 from eventing.spec import fail
 from order_svc.http_server import admission_from, serve
 
@@ -105,15 +107,12 @@ def main() -> None:
     _die_with(parent)
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format, service="order")
+    tracing.configure("order")
     structlog.contextvars.bind_contextvars(http_worker=int(os.environ[_INDEX]))
     stop = threading.Event()
 
-    def _on_signal(_signum: int, _frame: object) -> None:
-        stop.set()
-
     # Signals stay with this main thread: uvicorn, in a thread, leaves them alone.
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGINT, _on_signal)
+    stop_on_signals(stop)
     sock = socket.socket(fileno=int(os.environ[_FD]))
     # Every API process of every order instance takes its share of the rate limit.
     admission = admission_from(settings, share=settings.http_workers * settings.instances)
@@ -129,6 +128,7 @@ def main() -> None:
         server.join(0.5)
         if os.getppid() != parent:  # where there is no PR_SET_PDEATHSIG
             stop.set()
+    tracing.shutdown()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from pydantic import Field, model_validator
 
+from eventing import tracing
 from eventing.outbox import insert_outbox, row_for_event
 from order_svc.repository import Q, record_steps
 from shared_events.common import Address, LineItem, StockLine, check_unique_skus
@@ -89,11 +90,14 @@ def _existing(conn: psycopg.Connection[Any], key: str, req_hash: str) -> PlacedO
 
 
 def place_order(
-    conn: psycopg.Connection[Any], req: CheckoutRequest, idempotency_key: str | None = None
+    conn: psycopg.Connection[Any],
+    req: CheckoutRequest,
+    idempotency_key: str | None = None,
+    traceparent: str | None = None,
 ) -> PlacedOrder:
     """One checkout: `place_orders` of one, plus the race a batch leaves to its caller."""
     try:
-        (result,) = place_orders(conn, [(req, idempotency_key)])
+        (result,) = place_orders(conn, [(req, idempotency_key)], [traceparent])
     except psycopg.errors.UniqueViolation:
         # A concurrent request with the same key committed first: answer with its order.
         found = _existing(conn, idempotency_key, _request_hash(req)) if idempotency_key else None
@@ -106,7 +110,9 @@ def place_order(
 
 
 def place_orders(
-    conn: psycopg.Connection[Any], requests: list[tuple[CheckoutRequest, str | None]]
+    conn: psycopg.Connection[Any],
+    requests: list[tuple[CheckoutRequest, str | None]],
+    traceparents: list[str | None] | None = None,
 ) -> list[PlacedOrder | Exception]:
     """Place many checkouts in one transaction with a handful of statements.
 
@@ -155,7 +161,14 @@ def place_orders(
                 card_token=req.card_token,
                 ship_to=req.ship_to,
             )
-            event = OrderPlaced.create(order_id=new_id(), producer="order", payload=payload)
+            # The saga's trace: the request's own span (the API), else a new one.
+            trace = traceparents[n] if traceparents else None
+            event = OrderPlaced.create(
+                order_id=new_id(),
+                producer="order",
+                payload=payload,
+                traceparent=trace or tracing.new_root(),
+            )
             rows.append(
                 (
                     event.order_id,

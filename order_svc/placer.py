@@ -36,6 +36,7 @@ class _Job:
     req: CheckoutRequest
     key: str | None
     deliver: Callable[[Outcome], None]
+    traceparent: str | None = None
 
 
 class Placer:
@@ -62,7 +63,9 @@ class Placer:
         for t in self._threads:
             t.join(timeout)
 
-    def place(self, req: CheckoutRequest, key: str | None) -> asyncio.Future[PlacedOrder]:
+    def place(
+        self, req: CheckoutRequest, key: str | None, traceparent: str | None = None
+    ) -> asyncio.Future[PlacedOrder]:
         """Queue a checkout from the event loop; the future resolves after the commit."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[PlacedOrder] = loop.create_future()
@@ -81,7 +84,7 @@ class Placer:
             except RuntimeError:  # the loop is closed: the server gave up on the request
                 log.warning("checkout finished after its request was abandoned")
 
-        self._jobs.put(_Job(req, key, deliver))
+        self._jobs.put(_Job(req, key, deliver, traceparent))
         return fut
 
     def _next_batch(self) -> tuple[list[_Job], bool]:
@@ -113,12 +116,18 @@ class Placer:
             job = batch[0]
             try:
                 with self.pool.connection(timeout=self.pool_wait_s) as conn:
-                    return [place_order(conn, job.req, job.key)]
+                    return [place_order(conn, job.req, job.key, job.traceparent)]
             except Exception as exc:
                 return [exc]
         try:
             with self.pool.connection(timeout=self.pool_wait_s) as conn:
-                return list(place_orders(conn, [(job.req, job.key) for job in batch]))
+                return list(
+                    place_orders(
+                        conn,
+                        [(job.req, job.key) for job in batch],
+                        [job.traceparent for job in batch],
+                    )
+                )
         except Exception as exc:
             # E.g. a concurrent request took one of the keys: place them one by one.
             log.info(
@@ -129,7 +138,7 @@ class Placer:
                 outcomes: list[Outcome] = []
                 for job in batch:
                     try:
-                        outcomes.append(place_order(conn, job.req, job.key))
+                        outcomes.append(place_order(conn, job.req, job.key, job.traceparent))
                     except Exception as exc:
                         if conn.broken:
                             raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -23,6 +24,7 @@ __all__ = ["OrderState", "Q", "known_steps", "lock_orders", "record_steps", "wri
 class OrderState:
     status: Status
     facts: Facts
+    created_at: datetime | None = None
 
 
 def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
@@ -47,6 +49,7 @@ def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
                 e.causation_id,
                 e.event_type in COMPENSATIONS,
                 e.payload.model_dump_json(),
+                e.traceparent,
             )
             for e in events
         ),
@@ -60,8 +63,8 @@ def lock_orders(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, O
     # An event may overtake the OrderPlaced of an order placed elsewhere: keep a stub.
     Q.execute(conn, "insert_stub_orders", {"order_ids": ids})
     return {
-        oid: OrderState(Status(status, reason), Facts(frozenset(seen), failure, expired))
-        for oid, status, reason, seen, failure, expired in Q.rows(
+        oid: OrderState(Status(status, reason), Facts(frozenset(seen), failure, expired), created)
+        for oid, status, reason, seen, failure, expired, created in Q.rows(
             conn, "lock_orders", {"order_ids": ids}
         )
     }
@@ -103,3 +106,18 @@ def _text_array(values: Iterable[str]) -> str:
     # An array of arrays cannot be ragged in PostgreSQL: each order's set travels as the
     # text of a text[] literal (event type names need no quoting).
     return "{" + ",".join(sorted(values)) + "}"
+
+
+def order_details(conn: Conn, order_id: uuid.UUID) -> dict[str, Any] | None:
+    """What the order row holds of its OrderPlaced (None: only a stub so far)."""
+    row = Q.one(conn, "order_details", {"order_id": order_id})
+    return None if row is None or row["customer_id"] is None else dict(row)
+
+
+def step_payloads(conn: Conn, order_id: uuid.UUID, event_type: str) -> list[Any]:
+    """The payloads of the order's recorded steps of one type (a rare look: conflicts only)."""
+    rows = Q.rows(conn, "step_payloads", {"order_id": order_id, "event_type": event_type})
+    return [r[0] for r in rows]
+
+
+__all__ += ["order_details", "step_payloads"]

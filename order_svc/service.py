@@ -7,6 +7,7 @@ from eventing.partitions import TimePartitioned
 from eventing.spec import ServiceSpec
 from order_svc.handlers import CONSUMES, handle
 from order_svc.http_server import http_api
+from order_svc.metrics import sample_in_flight
 
 __all__ = ["SPEC"]
 
@@ -26,4 +27,5 @@ SPEC = ServiceSpec(
         ),
     ),
     archives=(ArchivedTable("orders", "t.status IN ('COMPLETED', 'CANCELLED')"),),
+    samplers=(sample_in_flight,),
 )

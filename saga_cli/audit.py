@@ -29,6 +29,7 @@ from eventing.queries import Queries
 from eventing.settings import Settings
 from order_svc.domain import Facts, awaiting
 from saga_cli.audit_rules import (
+    CONFLICT,
     Blocker,
     Money,
     OrderFacts,
@@ -36,6 +37,7 @@ from saga_cli.audit_rules import (
     SkuFacts,
     Unsent,
     Violation,
+    check_conflicts,
     check_liveness,
     check_money,
     check_sku,
@@ -66,6 +68,9 @@ class _Snapshot:
     shipments: dict[OrderId, str] = field(default_factory=dict)
     blockers: dict[OrderId, list[Blocker]] = field(default_factory=lambda: defaultdict(list))
     unsent: dict[OrderId, list[Unsent]] = field(default_factory=lambda: defaultdict(list))
+    repeated: dict[OrderId, list[tuple[str, int]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     # Orders with a record archived so long ago that its partition, here or in another
     # service, may already be dropped: not checked across services.
     at_edge: set[OrderId] = field(default_factory=set)
@@ -138,6 +143,8 @@ def _read(cfg: Settings, ids: list[OrderId] | None, with_skus: bool) -> _Snapsho
         s.idle = {
             oid: (status, idle) for oid, status, idle in _tuples(conn, "audit_idle_orders", p)
         }
+        for oid, event_type, n in _tuples(conn, "audit_repeated_steps", p):
+            s.repeated[oid].append((event_type, n))
         _read_runtime(conn, "order", p, s)
     return s
 
@@ -166,7 +173,7 @@ def _with_dlq_hint(v: Violation, s: _Snapshot) -> Violation:
     # A terminal order can still have a message parked downstream (e.g. inventory could not
     # commit the stock): name it, it is usually the cause and the fix.
     named = [f"{b.dlq_id} ({b.state})" for b in s.blockers.get(v.order_id or "", [])]
-    if not named:
+    if not named or v.invariant == "conflict":  # a conflict names its entry already
         return v
     return Violation(v.invariant, f"{v.detail}; parked: {', '.join(named)}", v.order_id, v.sku)
 
@@ -186,6 +193,8 @@ def _evaluate(s: _Snapshot, older_than_s: float) -> list[Violation]:
         )
         if v is not None:
             found.append(v)
+    for oid in sorted(s.blockers.keys() | s.repeated.keys()):
+        found += check_conflicts(oid, s.blockers.get(oid, []), s.repeated.get(oid, []))
     known = set(s.orders) | s.at_edge
     found += unknown_orders("inventory", "reservation", s.reservations, known)
     found += unknown_orders(
@@ -228,7 +237,7 @@ def _stuck(
     out = []
     for oid, (status, idle_s) in sorted(idle.items(), key=lambda kv: -kv[1][1]):
         blockers = s.blockers.get(oid, [])
-        dead = [b.dlq_id for b in blockers if b.state == "dead"]
+        dead = [b.dlq_id for b in blockers if b.state == "dead" and b.error_kind != CONFLICT]
         if dead:
             verdict = f"blocked on DLQ entry {', '.join(dead)}: fix the cause, then redrive"
         elif oid in liveness:

@@ -43,7 +43,9 @@ def audit(as_json: bool, older_than_s: float, settle_s: float) -> None:
 
     No oversell per SKU; money per order at the gateway; reservations and shipments match
     the order's outcome; every idle saga is terminal or waits on a named DLQ entry; no
-    record elsewhere for an order the order service does not know.
+    record elsewhere for an order the order service does not know. Archived sagas count
+    too, but for those at the edge of the archive's retention (SAGA_ARCHIVE_RETENTION_S).
+    Reads SAGA_<SERVICE>_DB_DSN.
     """
     try:
         report = run_audit(settings(), older_than_s, settle_s)

@@ -10,6 +10,9 @@ on hand-made facts.
                 committed reservation and one scheduled shipment
 4. liveness     an order idle for longer than the threshold is terminal or waits on a
                 named DLQ entry
+5. conflict     no order has two conflicting facts (two OrderPlaced with different content,
+                two outcomes of one step): a contradicting event is set aside as a dead
+                letter of kind 'conflict', reported until an operator acknowledges it
 and unknown_order: a record in another service for an order the order service never saw.
 """
 
@@ -28,6 +31,7 @@ __all__ = [
     "SkuFacts",
     "Unsent",
     "Violation",
+    "check_conflicts",
     "check_liveness",
     "check_money",
     "check_sku",
@@ -233,6 +237,8 @@ def check_liveness(
     """
     if status in ("COMPLETED", "CANCELLED") or idle_s < older_than_s:
         return None
+    # A conflict holds nothing back (the first fact stands): it cannot explain a wait.
+    blockers = [b for b in blockers if b.error_kind != CONFLICT]
     if any(b.state == "dead" for b in blockers):
         return None
     retrying = [b for b in blockers if b.state == "retrying"]
@@ -250,3 +256,26 @@ def check_liveness(
         for u in unsent
     ]
     return Violation("liveness", "; ".join(why), order_id=order_id)
+
+
+# -- 5. conflicts ---------------------------------------------------------------------------
+
+CONFLICT = "conflict"  # the error kind of an event set aside because it contradicts the record
+
+
+def check_conflicts(
+    order_id: OrderId, blockers: Sequence[Blocker], repeated: Sequence[tuple[str, int]] = ()
+) -> list[Violation]:
+    """Conflicting events set aside for the order, and any event type its saga record holds
+    more than once (`repeated`: (event type, steps)), which the record must never do."""
+    found = [
+        f"{b.event_type} set aside by {b.service} as {b.dlq_id}: {b.error}; the first one "
+        f"stands (check its producer, then acknowledge: saga dlq redrive {b.dlq_id})"
+        for b in blockers
+        if b.error_kind == CONFLICT and b.state == "dead"
+    ]
+    found += [f"the saga record holds {n} {t} steps: one fact recorded as {n}" for t, n in repeated]
+    return [Violation("conflict", d, order_id=order_id) for d in found]
+
+
+__all__ += ["CONFLICT"]

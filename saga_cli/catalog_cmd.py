@@ -18,13 +18,22 @@ _SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 @click.command()
-def seed() -> None:
-    """Load the demo catalog: prices (order) and stock (inventory)."""
+@click.option("--json", "as_json", is_flag=True, help="Print what was set as JSON.")
+def seed(as_json: bool) -> None:
+    """Load the demo catalog: prices (order) and stock (inventory).
+
+    Reaches the databases of SAGA_ORDER_DB_DSN and SAGA_INVENTORY_DB_DSN.
+    """
     cfg = settings()
     ensure_schemas(cfg)
+    done = []
     for item in DEMO_CATALOG:
-        set_item(cfg, item.sku, item.qty, item.price_minor, reason="seed")
-        click.echo(f"{item.sku:<10} {item.qty:>6} in stock at {item.price_minor / 100:.2f} USD")
+        result = set_item(cfg, item.sku, item.qty, item.price_minor, reason="seed")
+        done.append({"sku": item.sku, "price_minor": item.price_minor, **result})
+        if not as_json:
+            click.echo(f"{item.sku:<10} {item.qty:>6} in stock at {item.price_minor / 100:.2f} USD")
+    if as_json:
+        click.echo(json.dumps(done))
 
 
 @click.group()
@@ -41,8 +50,12 @@ def stock() -> None:
     type=click.IntRange(min=0),
     help="Unit price in minor units (cents). Required for a new SKU.",
 )
-def stock_set(sku: str, qty: int, price_minor: int | None) -> None:
-    """Add SKU or set its on-hand quantity to QTY."""
+@click.option("--json", "as_json", is_flag=True, help="Print the new levels as JSON.")
+def stock_set(sku: str, qty: int, price_minor: int | None, as_json: bool) -> None:
+    """Add SKU or set its on-hand quantity to QTY.
+
+    Reaches the databases of SAGA_ORDER_DB_DSN (prices) and SAGA_INVENTORY_DB_DSN (stock).
+    """
     if not _SKU.match(sku):
         raise click.BadParameter("letters, digits, '_', '.', '-' (max 64)", param_hint="SKU")
     cfg = settings()
@@ -56,15 +69,18 @@ def stock_set(sku: str, qty: int, price_minor: int | None) -> None:
         result = set_item(cfg, sku, qty, price_minor)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps({"sku": sku, "price_minor": price_minor, **result}))
+        return
     click.echo(
         f"{sku}: on hand {result['on_hand']} ({result['delta']:+d}), reserved {result['reserved']}"
     )
 
 
 @stock.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 def stock_list(as_json: bool) -> None:
-    """Stock levels per SKU, with prices."""
+    """Stock levels per SKU, with prices (SAGA_INVENTORY_DB_DSN, SAGA_ORDER_DB_DSN)."""
     cfg = settings()
     with connect("inventory", cfg) as conn:
         levels = stock_levels(conn)

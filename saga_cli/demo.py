@@ -72,7 +72,11 @@ def _wait_terminal(order_id: uuid.UUID, timeout_s: float) -> dict[str, object]:
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait per order.")
 @click.option("--keep-running", is_flag=True, help="Leave the services running afterwards.")
 def demo(timeout: float, keep_running: bool) -> None:
-    """Seed the catalog, run all services, and trace one order down every path."""
+    """Seed the catalog, run all services, and trace one order down every path.
+
+    Uses the stack the SAGA_* variables point at (`saga stack up` by default) and the API on
+    SAGA_HTTP_HOST:SAGA_HTTP_PORT.
+    """
     cfg = settings()
     ctx = click.get_current_context()
     from saga_cli.catalog_cmd import seed

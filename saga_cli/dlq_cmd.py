@@ -32,7 +32,10 @@ def _short(text: str | None, width: int) -> str:
 
 @click.group()
 def dlq() -> None:
-    """Dead-lettered messages of the four services: inspect them and put them back."""
+    """Dead-lettered messages of the four services: inspect them and put them back.
+
+    Each service keeps its own, in its database (SAGA_<SERVICE>_DB_DSN).
+    """
 
 
 @dlq.command("list")

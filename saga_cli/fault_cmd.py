@@ -73,7 +73,10 @@ def _check_for(for_s: float) -> float:
 
 @click.group()
 def fault() -> None:
-    """Inject faults into the simulated outside world (for demos and tests)."""
+    """Inject faults into the simulated outside world (for demos and tests).
+
+    The gateway's state lives in the payment database (SAGA_PAYMENT_DB_DSN).
+    """
 
 
 @fault.group("payment-gateway")

@@ -25,7 +25,7 @@ def _item(value: str) -> dict[str, object]:
 
 @click.group()
 def order() -> None:
-    """Place and inspect orders."""
+    """Place and inspect orders (in the order database: SAGA_ORDER_DB_DSN)."""
 
 
 @order.command("place")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
@@ -31,6 +32,11 @@ def run(service: str, instances: int) -> None:
     With --instances N each service runs as N processes that share its consumer group,
     its database and (for order) the checkout API's port. A service that stops because
     something failed exits with status 1.
+
+    Configured by the SAGA_* variables (README, "Environment variables"): among them
+    SAGA_KAFKA_BOOTSTRAP_SERVERS, SAGA_<SERVICE>_DB_DSN, SAGA_HTTP_HOST/PORT (order),
+    SAGA_METRICS_PORT, the retention and retry settings, SAGA_LOG_LEVEL/FORMAT, and
+    OTEL_EXPORTER_OTLP_ENDPOINT for traces.
     """
     if service == "all" or instances > 1:
         names = SERVICES if service == "all" else (service,)
@@ -43,9 +49,15 @@ def run(service: str, instances: int) -> None:
 
 @click.command()
 @click.argument("service", type=click.Choice([*SERVICES, "all"]), default="all")
-def migrate(service: str) -> None:
-    """Apply pending schema migrations (services also do this at start)."""
+@click.option("--json", "as_json", is_flag=True, help="Print migrations applied per service.")
+def migrate(service: str, as_json: bool) -> None:
+    """Apply pending schema migrations and make the partitions due now (services also do
+    this at start). Reaches each service's SAGA_<SERVICE>_DB_DSN."""
     cfg = settings()
+    applied = {}
     for name in SERVICES if service == "all" else (service,):
-        applied = prepare_database(cfg.dsn(name), spec_for(name), cfg)
-        click.echo(f"{name}: {applied} migration(s) applied")
+        applied[name] = prepare_database(cfg.dsn(name), spec_for(name), cfg)
+        if not as_json:
+            click.echo(f"{name}: {applied[name]} migration(s) applied")
+    if as_json:
+        click.echo(json.dumps({"migrations_applied": applied}))

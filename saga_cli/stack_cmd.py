@@ -103,7 +103,8 @@ def stack() -> None:
     help="Kafka brokers of a new stack: 1, or 3 (replication factor 3, min.insync.replicas "
     "2). Default: SAGA_KAFKA_BROKERS, else the stack's own count (1 for a new stack).",
 )
-def up(partitions: int | None, brokers: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON when up.")
+def up(partitions: int | None, brokers: str | None, as_json: bool) -> None:
     """Start the stack (reusing what runs, starting any broker that is down) and create the
     topics.
 
@@ -114,11 +115,12 @@ def up(partitions: int | None, brokers: str | None) -> None:
     """
     settings = _settings()
     count = int(brokers) if brokers is not None else None
+    echo = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     try:
-        report = stack_lib.up(settings, partitions=partitions, echo=click.echo, brokers=count)
+        report = stack_lib.up(settings, partitions=partitions, echo=echo, brokers=count)
     except stack_lib.StackError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(_describe(report))
+    click.echo(json.dumps(report, indent=2) if as_json else _describe(report))
 
 
 @stack.command()

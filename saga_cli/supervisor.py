@@ -20,6 +20,8 @@ from typing import IO
 
 import click
 
+from eventing.signals import stop_on_signals
+
 __all__ = ["supervise"]
 
 _COLORS = {"order": "cyan", "inventory": "green", "payment": "yellow", "fulfillment": "magenta"}
@@ -87,11 +89,7 @@ def supervise(names: Sequence[str], color: bool, instances: int = 1) -> int:
     stop = threading.Event()
     lock = threading.Lock()
 
-    def on_signal(signum: int, _frame: object) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     children = [_Child(n, i, instances) for n in names for i in range(1, instances + 1)]
     for c in children:
         _spawn(c, lock, color)

@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from eventing import tracing
 from eventing.queries import Queries
 from eventing.settings import SERVICES, Settings
 from order_svc.domain import Facts, awaiting
@@ -22,6 +23,7 @@ from shared_events.envelope import utcnow
 __all__ = ["build_trace", "key_facts", "render_trace", "stuck_orders"]
 
 RUNTIME_Q = Queries.load("eventing")
+_CONFLICT = "conflict"  # error kind of an event set aside for contradicting the record
 
 
 def _money(minor: int | None, currency: str | None = "USD") -> str:
@@ -102,7 +104,7 @@ def _blocked_on(
                     "queued_behind": head,
                 }
             )
-            if head is None and r["event_type"] is not None:
+            if head is None and r["event_type"] is not None and r["error_kind"] != _CONFLICT:
                 head = dlq_id
     return found
 
@@ -135,6 +137,7 @@ def build_trace(
                 "since_start_ms": _ms(start, occurred) if start else 0.0,
                 "facts": key_facts(s["event_type"], s["payload"]),
                 "payload": s["payload"],
+                "traceparent": s["traceparent"],
             }
         )
         prev = occurred
@@ -144,6 +147,10 @@ def build_trace(
     last = prev or order["created_at"]
     trace: dict[str, Any] = {
         "order_id": str(order_id),
+        # The saga's trace in a tracing backend (OpenTelemetry), from its first step.
+        "trace_id": next(
+            (tid for st in steps if (tid := tracing.trace_id(st["traceparent"]))), None
+        ),
         "status": order["status"],
         "cancel_reason": order["cancel_reason"],
         "customer_id": order["customer_id"],
@@ -158,9 +165,22 @@ def build_trace(
         "waiting_s": None if terminal else round((utcnow() - last).total_seconds(), 1),
         # Terminal orders too: a message can still be parked downstream (e.g. inventory
         # failed to commit the stock of a COMPLETED order) and the trace must show it.
-        "blocked_on": _blocked_on(cfg, order_id, runtime_conns),
+        "blocked_on": [],
+        # Events set aside because they contradict the record (the first fact stands): they
+        # hold nothing back, and stay listed until an operator acknowledges them.
+        "conflicts": [],
     }
+    for b in _blocked_on(cfg, order_id, runtime_conns):
+        trace["conflicts" if b["error_kind"] == _CONFLICT else "blocked_on"].append(b)
     return trace
+
+
+def _conflict_line(b: dict[str, Any]) -> str:
+    return (
+        f"    x {b['service']} set aside a conflicting {b['event_type']} as {b['dlq_id']}: "
+        f"{b['last_error']}\n"
+        f"      the first one stands; once its producer is checked: saga dlq redrive {b['dlq_id']}"
+    )
 
 
 def _blocker_line(b: dict[str, Any]) -> str:
@@ -182,7 +202,8 @@ def _blocker_line(b: dict[str, Any]) -> str:
 def render_status(t: dict[str, Any]) -> str:
     reason = f" ({t['cancel_reason']})" if t["cancel_reason"] else ""
     line = f"order {t['order_id']}  {t['status']}{reason}"
-    return line + (f"  in {t['duration_ms']:.0f} ms" if t["duration_ms"] is not None else "")
+    line += f"  in {t['duration_ms']:.0f} ms" if t["duration_ms"] is not None else ""
+    return line + (f"  trace {t['trace_id']}" if t.get("trace_id") else "")
 
 
 COLUMNS = f"  {'TIME (UTC)':<15} {'+STEP':>9}  {'PRODUCER':<12} {'EVENT':<19} FACTS"
@@ -205,6 +226,7 @@ def render_trace(t: dict[str, Any]) -> str:
     elif t["blocked_on"]:
         out.append("  ended, but messages of this order are still parked downstream:")
     out.extend(_blocker_line(b) for b in t["blocked_on"])
+    out.extend(_conflict_line(b) for b in t.get("conflicts", []))
     return "\n".join(out)
 
 

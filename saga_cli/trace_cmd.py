@@ -40,7 +40,10 @@ __all__ = ["trace"]
 def trace(
     order_id: uuid.UUID | None, as_json: bool, follow: bool, stuck: bool, older_than_s: float
 ) -> None:
-    """One order's story across the four services."""
+    """One order's story across the four services.
+
+    Reads the order database and every service's parked messages (SAGA_<SERVICE>_DB_DSN).
+    """
     cfg = settings()
     if stuck:
         with connect("order", cfg) as conn:

@@ -8,19 +8,52 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from shared_events.ids import new_id
 
-__all__ = ["Contract", "Event", "new_event_id", "utcnow"]
+__all__ = ["Contract", "Event", "UtcDatetime", "new_event_id", "utcnow"]
+
+
+def _no_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    return isinstance(value, tuple) and any(isinstance(v, str) and "\x00" in v for v in value)
 
 
 class Contract(BaseModel):
     """Base of every contract model: immutable, strict types, unknown fields refused."""
 
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+    @model_validator(mode="after")
+    def _storable(self) -> Self:
+        # PostgreSQL stores no NUL character, in text or in jsonb: a message carrying one
+        # would be handled by a consumer that does not store that field (inventory reserves
+        # the stock) and refused by one that does (the order service records every payload).
+        # Refused here, it is poison for every consumer alike, and a 422 at the API.
+        for name, value in self.__dict__.items():
+            if _no_nul(value):
+                raise ValueError(
+                    f"{name} contains a NUL character (\\u0000), which cannot be stored"
+                )
+        return self
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00: before year 1 in UTC
+        raise ValueError(f"{value.isoformat()} is out of range once converted to UTC") from None
+
+
+# Every time in a contract is held in UTC. The wire format writes offsets to the minute, so
+# one of seconds (which Python allows) would come back shifted, and the conversion of a date
+# at the edge of the calendar must fail as a validation error, not as an OverflowError that
+# escapes the decoder.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
 
 
 def utcnow() -> datetime:
@@ -35,7 +68,7 @@ class Event(Contract):
     event_id: uuid.UUID
     event_type: str
     schema_version: int
-    occurred_at: AwareDatetime
+    occurred_at: UtcDatetime
     order_id: uuid.UUID
     causation_id: uuid.UUID | None = None
     correlation_id: uuid.UUID
@@ -47,11 +80,6 @@ class Event(Contract):
 
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 0
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
 
     @classmethod
     def create(
@@ -73,6 +101,8 @@ class Event(Contract):
             causation_id=cause.event_id if cause else None,
             correlation_id=cause.correlation_id if cause else order_id,
             producer=producer,
-            traceparent=cause.traceparent if cause else traceparent,
+            # The emitter's own span context when it gives one (eventing.tracing), else the
+            # cause's: never a made-up one.
+            traceparent=traceparent or (cause.traceparent if cause else None),
             payload=payload,
         )

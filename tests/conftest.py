@@ -3,6 +3,9 @@
 Integration tests run against the real stack (`saga stack up`, or the servers the SAGA_*
 variables point at). When it is not there they FAIL with a message saying so: a suite that
 silently skips its real tests would pass while proving nothing.
+
+SAGA_TEST_INFRA=containers gets Kafka and PostgreSQL from testcontainers instead, for the
+session (tests/containers/infra.py); the default, `local`, is the local stack.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 from eventing.settings import Settings, load_settings
 from saga_cli import stack as stack_lib
 from saga_cli.catalog import ensure_schemas
+from tests.containers import infra
 from tests.e2e.diagnose import system_report
 from tests.e2e.harness import Services
 
@@ -27,8 +31,20 @@ SagaRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return load_settings()
+def settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    if infra.containers_requested():
+        # Started on first use, so a unit-only run starts no container; the SAGA_* variables
+        # it exports reach every service and `saga` process the tests start.
+        with infra.containers_stack(tmp_path_factory.mktemp("containers")) as cfg:
+            yield cfg
+        return
+    yield load_settings()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # With SAGA_TEST_INFRA=containers, the tests of the local stack itself are skipped (saying
+    # why); otherwise nothing changes.
+    infra.skip_local_stack_tests(items)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +90,14 @@ def stack(settings: Settings) -> dict[str, Any]:
             )
             problems.append(f"Kafka at {kafka['bootstrap_servers']}: {kafka['error'] or down}")
         problems += [f"PostgreSQL {svc}: {err}" for svc, err in pg["errors"].items()]
+        if infra.containers_requested():
+            pytest.fail(
+                "The containers of SAGA_TEST_INFRA=containers stopped answering:\n  "
+                + "\n  ".join(problems)
+                + "\nSee `docker ps -a` and `docker logs` of the checkout-saga/kafka and "
+                "checkout-saga/postgres containers.",
+                pytrace=False,
+            )
         pytest.fail(
             "The stack is not up, and integration tests need it:\n  "
             + "\n  ".join(problems)

@@ -6,7 +6,9 @@ Everything above it sees `Record` (a plain message) and the two small wrappers h
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,13 +25,30 @@ log = get_logger(__name__)
 
 
 class _ToStructlog(logging.Handler):
-    """librdkafka's own log lines (via confluent-kafka's `logger`) as structured logs."""
+    """librdkafka's own log lines (via confluent-kafka's `logger`) as structured logs; a line
+    that only repeats itself (a broker refusing connections, every second) is logged once a
+    half minute."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._said: dict[str, float] = {}
 
     def emit(self, record: logging.LogRecord) -> None:
-        method = log.warning if record.levelno >= logging.WARNING else log.debug
-        method("librdkafka", message=record.getMessage())
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            key = _DIGITS.sub("#", message)
+            now = time.monotonic()
+            if now - self._said.get(key, -_REPEAT_QUIET_S) < _REPEAT_QUIET_S:
+                return
+            if len(self._said) > 1000:  # many distinct lines: start afresh
+                self._said.clear()
+            self._said[key] = now
+            log.warning("librdkafka", message=message)
+        else:
+            log.debug("librdkafka", message=message)
 
 
+_DIGITS = re.compile(r"\d+")
 _KAFKA_LOGGER = logging.getLogger("checkout_saga.librdkafka")
 _KAFKA_LOGGER.addHandler(_ToStructlog())
 _KAFKA_LOGGER.propagate = False
@@ -155,10 +174,24 @@ class EventConsumer:
     ahead of the work it stands for; a crash in between re-delivers and the inbox dedupes.
     """
 
-    def __init__(self, bootstrap: str, group_id: str, topics: list[str], client_id: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        group_id: str,
+        topics: list[str],
+        client_id: str,
+        on_stats: Callable[[str], None] | None = None,
+    ) -> None:
         self._said: dict[int, float] = {}
+        self._on_stats = on_stats
+        # When the group membership was last seen settled (librdkafka's statistics).
+        self._settled_at = time.monotonic()
         self._consumer = Consumer(
             {
+                # librdkafka's statistics, every 5 s, served by poll: consumer lag per
+                # partition, and whether the group membership is settled.
+                "statistics.interval.ms": 5000,
+                "stats_cb": self._stats,
                 "bootstrap.servers": bootstrap,
                 "group.id": group_id,
                 "client.id": client_id,
@@ -184,24 +217,45 @@ class EventConsumer:
             }
         )
         self._topics = topics
-        self._consumer.subscribe(topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+        # What this member holds, kept by the rebalance callbacks (they run inside poll):
+        # asking librdkafka for the assignment from another thread (the readiness probe)
+        # blocks while the consumer thread polls.
+        self._held: set[tuple[str, int]] = set()
+        self._consumer.subscribe(
+            topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+
+    def _stats(self, stats: str) -> None:
+        group = json.loads(stats).get("cgrp") or {}
+        if group.get("state") == "up" and group.get("join_state") == "steady":
+            self._settled_at = time.monotonic()
+        if self._on_stats is not None:
+            self._on_stats(stats)
+
+    def unsettled_s(self) -> float:
+        """How long the group membership has not been settled (joined, assignment done)."""
+        return time.monotonic() - self._settled_at
 
     def _on_error(self, err: KafkaError) -> None:
         if not err.fatal() and _quiet_repeat(self._said, err.code()):
             return
         log.warning("kafka consumer error", error=str(err), fatal=err.fatal())
 
-    @staticmethod
-    def _on_assign(_consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_assign(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._held |= {(p.topic, p.partition) for p in partitions}
         log.info("partitions assigned", partitions=len(partitions))
 
-    @staticmethod
-    def _on_revoke(_consumer: Any, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
         # No commit here: auto-commit already commits the stored offsets of revoked
         # partitions, and a synchronous commit inside a rebalance callback is where
         # consumers have been seen to stall. Anything not yet committed is re-delivered
         # to the next owner, whose inbox drops it.
+        self._held -= {(p.topic, p.partition) for p in partitions}
         log.info("partitions revoked", partitions=len(partitions))
+
+    def _on_lost(self, _consumer: Any, partitions: list[TopicPartition]) -> None:
+        self._held -= {(p.topic, p.partition) for p in partitions}
+        log.warning("partitions lost (the group moved on without us)", partitions=len(partitions))
 
     def poll_batch(self, max_messages: int, timeout_s: float) -> list[Record]:
         # consume() waits out its whole timeout unless the batch fills up: block only for
@@ -234,11 +288,8 @@ class EventConsumer:
         return out
 
     def assigned(self) -> int:
-        """How many partitions this consumer holds now."""
-        try:
-            return len(self._consumer.assignment())
-        except KafkaException:
-            return 0
+        """How many partitions this consumer holds now (safe from any thread)."""
+        return len(self._held)
 
     def store(self, records: Sequence[Record]) -> None:
         """Mark records as done: their offsets will be committed."""
@@ -259,3 +310,11 @@ class EventConsumer:
         with contextlib.suppress(KafkaException):
             self._consumer.commit(asynchronous=False)
         self._consumer.close()
+
+    def abandon(self) -> None:
+        """Close in the background: a wedged client may never finish closing, and the
+        caller has a new one to carry on with (whatever it had not committed is
+        re-delivered to the group and deduplicated)."""
+        threading.Thread(
+            target=self._consumer.close, name="consumer-abandoned", daemon=True
+        ).start()

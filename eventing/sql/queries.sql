@@ -108,3 +108,11 @@ RETURNING seq, event_id, order_id, event_type
 SELECT seq, event_id, event_type, state, attempts, error_kind, last_error, first_failed_at,
        last_failed_at, next_attempt_at, parked_at
 FROM parked WHERE order_id = %(order_id)s ORDER BY seq
+
+-- name: metrics_outbox
+SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8
+FROM outbox WHERE sent_at IS NULL
+
+-- name: metrics_parked
+SELECT count(*) FILTER (WHERE state = 'retrying'), count(*) FILTER (WHERE state = 'dead')
+FROM parked

@@ -4,7 +4,7 @@ UPDATE reservations SET status = %(status)s, release_reason = coalesce(%(reason)
 WHERE reservation_id = %(reservation_id)s
 
 -- name: lapsed_reservations
-SELECT reservation_id, order_id, status, items, expires_at
+SELECT reservation_id, order_id, status, items, expires_at, trace
 FROM reservations
 WHERE status = 'reserved' AND expires_at <= now()
 ORDER BY expires_at
@@ -50,7 +50,10 @@ FROM unnest(%(skus)s::text[], %(on_hand)s::int[], %(reserved)s::int[], %(shipped
 WHERE s.sku = u.sku
 
 -- name: copy_reservations
-COPY reservations (reservation_id, order_id, status, items, expires_at) FROM STDIN
+-- A refused request is kept too, as a reservation released at once (release_reason
+-- 'rejected'): a second OrderPlaced for the order then finds the decision.
+COPY reservations (reservation_id, order_id, status, items, expires_at, trace, release_reason)
+FROM STDIN
 
 -- name: write_reservations
 UPDATE reservations r SET status = u.status, release_reason = u.release_reason,

@@ -32,7 +32,9 @@ CREATE TABLE reservations (
     expires_at     timestamptz NOT NULL,
     release_reason text,
     created_at     timestamptz NOT NULL DEFAULT now(),
-    updated_at     timestamptz NOT NULL DEFAULT now()
+    updated_at     timestamptz NOT NULL DEFAULT now(),
+    -- The saga's trace context where the reservation was made (for the reaper's events).
+    trace          text
 );
 CREATE INDEX reservations_expiry ON reservations (expires_at) WHERE status = 'reserved';
 CREATE INDEX reservations_settled ON reservations (updated_at)

@@ -27,7 +27,7 @@ UPDATE orders SET customer_id = %(customer_id)s, items = %(items)s,
 WHERE order_id = %(order_id)s AND customer_id IS NULL
 
 -- name: lock_orders
-SELECT order_id, status, cancel_reason, seen, payment_failure, expired FROM orders
+SELECT order_id, status, cancel_reason, seen, payment_failure, expired, created_at FROM orders
 WHERE order_id = ANY(%(order_ids)s::uuid[])
 ORDER BY order_id
 FOR UPDATE
@@ -54,7 +54,7 @@ FROM orders_all WHERE order_id = %(order_id)s
 
 -- name: steps_of
 SELECT event_id, event_type, producer, occurred_at, recorded_at, causation_id, compensation,
-       payload
+       payload, traceparent
 FROM saga_steps WHERE order_id = %(order_id)s ORDER BY occurred_at, recorded_at
 
 -- name: orders_not_terminal
@@ -66,6 +66,17 @@ LIMIT %(limit)s
 
 -- name: count_in_flight
 SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')
+
+-- name: admission_stats
+-- What admission control steers by (order_svc/adaptive.py): sagas in flight, and the p99
+-- and rate of those that ended in the last window (orders_settled covers it).
+SELECT (SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')) AS in_flight,
+       count(*) AS ended,
+       percentile_cont(0.99) WITHIN GROUP (
+           ORDER BY extract(epoch FROM terminal_at - created_at)) AS p99_s
+FROM orders
+WHERE status IN ('COMPLETED', 'CANCELLED')
+  AND updated_at > now() - make_interval(secs => %(window_s)s)
 
 -- name: bench_progress
 SELECT count(*) AS placed,
@@ -99,10 +110,18 @@ WHERE idempotency_key = ANY(%(keys)s::text[])
 
 -- name: copy_steps
 COPY saga_steps (event_id, order_id, event_type, producer, occurred_at, causation_id,
-                 compensation, payload)
+                 compensation, payload, traceparent)
 FROM STDIN
 
 -- name: copy_orders
 COPY orders (order_id, status, origin, customer_id, items, total_minor, currency, card_token,
              ship_to, idempotency_key, request_hash, seen)
 FROM STDIN
+
+-- name: order_details
+-- An OrderPlaced's content as recorded, to tell a copy of it from a contradiction.
+SELECT customer_id, items, total_minor, currency, card_token, ship_to FROM orders
+WHERE order_id = %(order_id)s
+
+-- name: step_payloads
+SELECT payload FROM saga_steps WHERE order_id = %(order_id)s AND event_type = %(event_type)s

@@ -72,6 +72,7 @@ CREATE TABLE saga_steps (
     causation_id uuid,
     compensation boolean NOT NULL DEFAULT false,
     payload      jsonb NOT NULL,
+    traceparent  text,
     PRIMARY KEY (event_id, recorded_at)
 ) PARTITION BY RANGE (recorded_at);
 CREATE INDEX saga_steps_order ON saga_steps (order_id, occurred_at);

@@ -48,3 +48,9 @@ WHERE idempotency_key = ANY(%(keys)s::text[])
 -- name: mark_settled_many
 UPDATE payments SET status = 'settled', updated_at = now()
 WHERE order_id = ANY(%(order_ids)s::uuid[]) AND status = 'charged'
+
+-- name: gateway_charge_answered
+-- The gateway's answer to the order's charge, if it gave one (by the charge's idempotency key).
+SELECT outcome FROM gateway_ledger
+WHERE order_id = %(order_id)s AND idempotency_key = 'charge:' || %(order_id)s::text
+LIMIT 1

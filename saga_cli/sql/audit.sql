@@ -71,7 +71,8 @@ WITH ledger AS (
                AS charged,
            count(*) FILTER (WHERE kind = 'refund' AND outcome = 'approved') AS refunds,
            coalesce(sum(amount_minor) FILTER (WHERE kind = 'refund' AND outcome = 'approved'), 0)
-               AS refunded
+               AS refunded,
+           max(created_at) AS last_at
     FROM gateway_ledger
     WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
     GROUP BY order_id
@@ -85,7 +86,9 @@ WITH ledger AS (
 SELECT coalesce(l.order_id, p.order_id)::text AS order_id, p.status AS payment_status,
        coalesce(l.charges, 0) AS charges, coalesce(l.charged, 0)::bigint AS charged,
        coalesce(l.refunds, 0) AS refunds, coalesce(l.refunded, 0)::bigint AS refunded,
-       p.archived_at
+       -- The gateway keeps its ledger a partition longer than payment its archive: an entry
+       -- whose payment is gone is as old as its own time says.
+       CASE WHEN p.order_id IS NULL THEN l.last_at ELSE p.archived_at END AS archived_at
 FROM ledger l
 FULL JOIN payment p ON p.order_id = l.order_id
 
@@ -111,3 +114,17 @@ FROM outbox
 WHERE sent_at IS NULL AND order_id IS NOT NULL
   AND (%(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[]))
 GROUP BY order_id
+
+-- name: audit_repeated_steps
+-- One fact of each kind in a saga record (order_svc.domain.fact_kind: the event type, but a
+-- reservation's lapse is a kind of its own): a kind recorded twice is two facts of one saga.
+SELECT order_id::text, kind, count(*) AS n
+FROM (
+    SELECT order_id,
+           CASE WHEN event_type = 'InventoryReleased' AND payload->>'reason' = 'expired'
+                THEN 'InventoryReleased(expired)' ELSE event_type END AS kind
+    FROM saga_steps
+    WHERE %(ids)s::uuid[] IS NULL OR order_id = ANY(%(ids)s::uuid[])
+) steps
+GROUP BY order_id, kind
+HAVING count(*) > 1

@@ -71,6 +71,9 @@ class Service:
             if instance
             else env
         )
+        # Its own metrics port: several services (and instances) run on this one host.
+        self.metrics_port = free_port()
+        self.env = {**self.env, "SAGA_METRICS_PORT": str(self.metrics_port)}
         self.log_path = log_dir / f"{self.label}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 

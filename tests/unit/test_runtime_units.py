@@ -71,3 +71,41 @@ def test_outbox_headers_round_trip_text_binary_and_legacy_base64() -> None:
     assert json.loads(encode_headers(headers))[0] == ["event_type", "t:OrderPlaced"]
     legacy = json.dumps([["k", base64.b64encode(b"v:1").decode()]])
     assert decode_headers(legacy) == [("k", b"v:1")]
+
+
+class _FakeConsumer:
+    def __init__(self, unsettled_s: float) -> None:
+        self.unsettled = unsettled_s
+        self.abandoned = False
+
+    def unsettled_s(self) -> float:
+        return self.unsettled
+
+    def assigned(self) -> int:
+        return 0
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+
+def test_a_consumer_that_cannot_settle_into_its_group_is_replaced() -> None:
+    from eventing import runtime
+    from eventing.settings import load_settings
+    from saga_cli.services import spec_for
+
+    made = [_FakeConsumer(unsettled_s=5.0), _FakeConsumer(unsettled_s=0.0)]
+    queue = iter(made)
+    loop = runtime._ConsumerLoop(
+        spec_for("fulfillment"),
+        load_settings(),
+        processor=None,  # type: ignore[arg-type]
+        new_consumer=lambda: next(queue),  # type: ignore[arg-type,return-value]
+        retrier=None,  # type: ignore[arg-type]
+        relay=None,  # type: ignore[arg-type]
+    )
+    loop._replace_if_wedged()
+    assert loop.consumer is made[0], "a group still settling is left alone"
+    made[0].unsettled = runtime._WEDGED_AFTER_S + 1
+    loop._replace_if_wedged()
+    assert loop.consumer is made[1] and made[0].abandoned
+    assert loop.health.partitions() == 0  # readiness asks the new one
