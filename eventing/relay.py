@@ -18,16 +18,22 @@ import psycopg
 from psycopg import sql
 
 from eventing import db, metrics
+from eventing.crashpoints import maybe_crash
 from eventing.kafka.clients import EventProducer
 from eventing.logging import get_logger
 from eventing.outbox import decode_headers
 from eventing.queries import Queries
+from shared_events.codec import header_value
 
 __all__ = ["Relay"]
 
 log = get_logger(__name__)
 Q = Queries.load("eventing")
 _LEADER_LOCK = "SELECT pg_try_advisory_lock(hashtext('checkout-saga-outbox-relay'))"
+
+
+def _types(records: list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]]) -> set[str]:
+    return {t for _, _, _, headers in records if (t := header_value(headers, "event_type"))}
 
 
 class Relay:
@@ -57,6 +63,7 @@ class Relay:
             for _id, topic, key, value, headers, _part in rows
         ]
         errors = self.producer.produce_all(records)
+        maybe_crash("after_produce", event_types=_types(records))
         sent: dict[str, list[int]] = defaultdict(list)
         count = 0
         for row, err in zip(rows, errors, strict=True):

@@ -292,6 +292,13 @@ def load_settings() -> Settings:
         crash_point=_env("SAGA_CRASH_POINT", ""),
     )
     s = settings
+    if s.inbox_retention_s < 2 * s.inbox_partition_s:
+        # The inbox vouches for events since now - retention + one partition: less than two
+        # partitions of retention would vouch for nothing.
+        raise ValueError(
+            f"SAGA_INBOX_RETENTION_S={s.inbox_retention_s:g} must be at least twice "
+            f"SAGA_INBOX_PARTITION_S={s.inbox_partition_s:g}"
+        )
     _check_partitions(
         {
             "SAGA_INBOX_RETENTION_S / SAGA_INBOX_PARTITION_S": (

@@ -73,6 +73,33 @@ class Tx:
         self.rows.append(row_for_event(event, events_topic(self.service)))
         return event
 
+    def set_aside(
+        self, event: Event, kind: str, reason: str, action: str, message: str | None = None
+    ) -> bool:
+        """Dead-letter `event` as `kind` without applying it and without holding its order's
+        later messages back (e.g. a conflict with what the service recorded). The event
+        counts as consumed: a redrive acknowledges the entry. False if already set aside."""
+        from eventing.kafka.clients import Record
+        from eventing.parking import Parking
+        from shared_events.codec import PRODUCER_OF, encode
+
+        rec = encode(event)
+        # The handler has no Kafka position to give: the entry names the event's topic and
+        # keeps the event as the codec writes it.
+        source = Record(
+            events_topic(PRODUCER_OF[type(event)]), -1, -1, rec.key, rec.value, rec.headers, 0
+        )
+        return Parking(self.service).dead(
+            self.conn,
+            source,
+            kind=kind,
+            reason=reason,
+            event=event,
+            blocks=False,
+            message=message or f"{kind} event dead-lettered",
+            action=action,
+        )
+
 
 # A service handles a list of events, in consumption order, inside one transaction: a batch
 # on the fast path, a list of one on the slow path and in retries. One function serves both,

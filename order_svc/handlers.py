@@ -9,17 +9,14 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
-from eventing.kafka.clients import Record
 from eventing.logging import for_event, get_logger
-from eventing.parking import Parking
 from eventing.tx import Tx
 from order_svc import repository as repo
 from order_svc.domain import LAPSE, Facts, contradiction, derive_status, fact_kind
 from order_svc.metrics import SAGA_DURATION
-from shared_events.codec import PRODUCER_OF, encode
-from shared_events.envelope import Event, utcnow
+from shared_events.codec import PRODUCER_OF
+from shared_events.envelope import Event
 from shared_events.order import OrderPlaced
-from shared_events.topics import events_topic
 
 __all__ = ["CONSUMES", "handle"]
 
@@ -75,33 +72,13 @@ def _same_fact(tx: Tx, event: Event) -> bool:
 def _set_aside(tx: Tx, event: Event, reason: str) -> None:
     """A dead letter that holds nothing back: the first fact stands and the saga goes on, and
     the conflict waits in the DLQ (and the trace, and the audit) for an operator."""
-    rec = encode(event)
-    # The handler has no Kafka position to give: the entry says where it came from by its
-    # topic, and keeps the event as our codec writes it.
-    source = Record(
-        events_topic(PRODUCER_OF[type(event)]), -1, -1, rec.key, rec.value, rec.headers, 0
+    tx.set_aside(
+        event,
+        "conflict",
+        reason,
+        action="find out why its producer sent it; `saga dlq redrive` acknowledges it",
+        message="conflicting event dead-lettered; the first one stands",
     )
-    parked = Parking(tx.service).park(
-        tx.conn,
-        source,
-        event_id=event.event_id,
-        order_id=event.order_id,
-        event_type=event.event_type,
-        state="dead",
-        blocks=False,
-        error_kind="conflict",
-        error=reason,
-        delay_s=0,
-        now=utcnow(),
-    )
-    if parked:
-        with for_event(event):
-            log.error(
-                "conflicting event dead-lettered; the first one stands",
-                reason=reason,
-                error_kind="conflict",
-                action="find out why its producer sent it; `saga dlq redrive` acknowledges it",
-            )
 
 
 def _without_contradictions(

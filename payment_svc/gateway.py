@@ -113,6 +113,16 @@ class Gateway:
             for r in rows
         }
 
+    def charge_answered(self, order_id: uuid.UUID) -> bool:
+        """Whether the gateway already answered a charge for the order, by the charge's
+        idempotency key (what a real gateway is asked). Past a deadline only: not hot."""
+        try:
+            row = Q.scalar(self._conn(), "gateway_charge_answered", {"order_id": order_id})
+        except psycopg.OperationalError as exc:
+            self._local.conn = None
+            raise GatewayUnavailable(f"payment gateway connection lost: {exc}") from exc
+        return row is not None
+
     def charge_many(
         self, charges: list[tuple[uuid.UUID, str, int, str]]
     ) -> dict[uuid.UUID, GatewayResult]:

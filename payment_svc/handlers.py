@@ -11,7 +11,7 @@ from eventing.logging import for_event, get_logger
 from eventing.tx import Tx
 from payment_svc import domain
 from payment_svc.gateway import Gateway, GatewayResult
-from payment_svc.repository import Ledger, Payment, Refund, charge_answered
+from payment_svc.repository import Ledger, Payment, Refund
 from shared_events.envelope import Event
 from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
 from shared_events.inventory import InventoryReleased, InventoryReserved
@@ -47,7 +47,7 @@ def _on_reserved(
 ) -> Finish | None:
     p = e.payload
     decision = domain.decide_charge(ledger.status(e.order_id), tx.now, p.expires_at)
-    if decision == "too_late" and charge_answered(tx.conn, e.order_id):
+    if decision == "too_late" and gateway(tx.settings.dsn("payment")).charge_answered(e.order_id):
         decision = domain.decide_charge(None, tx.now, p.expires_at, gateway_answered=True)
         log.info("past the deadline, but the gateway charged before it: its answer stands")
     if decision == "already_handled":

@@ -13,7 +13,7 @@ from eventing.queries import Queries
 Q = Queries.load("payment_svc")
 Conn = psycopg.Connection[Any]
 
-__all__ = ["Ledger", "Payment", "Refund", "charge_answered"]
+__all__ = ["Ledger", "Payment", "Refund"]
 
 
 @dataclass
@@ -100,10 +100,3 @@ class Ledger:
             Q.execute(conn, "mark_refunded_many", {"order_ids": [r.order_id for r in self.refunds]})
         if self.settled:
             Q.execute(conn, "mark_settled_many", {"order_ids": self.settled})
-
-
-def charge_answered(conn: Conn, order_id: uuid.UUID) -> bool:
-    """Whether the gateway already answered a charge for the order (its ledger is in this
-    database, as the simulated outside world; a real gateway answers the same question by
-    the charge's idempotency key). Asked only past a deadline: not on the hot path."""
-    return Q.scalar(conn, "gateway_charge_answered", {"order_id": order_id}) is not None

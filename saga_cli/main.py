@@ -9,6 +9,7 @@ from eventing.settings import log_format, log_level
 from saga_cli.audit_cmd import audit
 from saga_cli.bench_cmd import bench
 from saga_cli.catalog_cmd import seed, stock
+from saga_cli.console_cmd import console
 from saga_cli.demo import demo
 from saga_cli.dlq_cmd import dlq
 from saga_cli.fault_cmd import fault
@@ -49,6 +50,7 @@ for command in (
     bench,
     simulate,
     schema,
+    console,
 ):
     cli.add_command(command)
 

@@ -62,6 +62,9 @@ def effects(settings: Settings, order_id: uuid.UUID, sku: str) -> dict[str, Any]
         ("payment", "before_commit", "InventoryReserved"),  # after the gateway charged
         ("inventory", "after_commit", "ShipmentScheduled"),  # committed, offset not stored
         ("order", "before_commit", "ShipmentScheduled"),
+        # The relay published, Kafka acknowledged, the rows were not marked sent: the next
+        # relay sends them again, and the consumers' inboxes drop the copies.
+        ("payment", "after_produce", "PaymentCharged"),
     ],
 )
 def test_sigkill_between_consume_and_commit(
