@@ -59,7 +59,7 @@ def _decide(tx: Tx, e: PaymentCharged) -> tuple[Any, ...]:
         ),
         cause=e,
     )
-    log.info("shipment scheduled", carrier=plan.carrier)
+    log.debug("shipment scheduled", carrier=plan.carrier)  # the success path: see inventory
     return (
         e.order_id,
         shipment_id,

@@ -98,7 +98,9 @@ def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
         ),
         cause=event,
     )
-    log.info(
+    # Success-path lines are DEBUG: at thousands a second they cost more than they tell;
+    # the order service logs each saga's end, and `saga trace` tells the whole story.
+    log.debug(
         "stock reserved",
         reservation_id=str(res.reservation_id),
         expires_at=res.expires_at.isoformat(),
@@ -113,7 +115,7 @@ def _settle(tx: Tx, book: Book, event: Event, rule: Callable[[str], domain.Trans
     t = rule(res.status)
     book.move(t.stock, res.lines)
     if t.status != res.status or t.emit_release:
-        log.info(t.note, reservation_status=t.status, previous=res.status)
+        log.debug(t.note, reservation_status=t.status, previous=res.status)
         res.status, res.dirty = t.status, True
         res.release_reason = t.emit_release or res.release_reason
     if t.emit_release is not None:

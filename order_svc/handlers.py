@@ -172,7 +172,8 @@ def handle(tx: Tx, events: list[Event]) -> None:
                     )
                     new = old.status
                 else:
-                    log.info(
+                    # One INFO line per saga, at its end; the steps before are DEBUG.
+                    (log.info if new.terminal else log.debug)(
                         "order status changed",
                         status=new.status,
                         cancel_reason=new.cancel_reason,

@@ -102,7 +102,8 @@ def _on_reserved(
             ),
             cause=e,
         )
-        log.info("payment charged", amount_minor=p.amount_minor, gateway_ref=result.reference)
+        # DEBUG on the success path (the order service logs each saga's end).
+        log.debug("payment charged", amount_minor=p.amount_minor, gateway_ref=result.reference)
 
     return finish
 

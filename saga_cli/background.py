@@ -35,13 +35,17 @@ def _wait_ready(log_path: Path, proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def background_services(
-    log_path: Path, env: dict[str, str] | None = None, keep_running: bool = False
+    log_path: Path,
+    env: dict[str, str] | None = None,
+    keep_running: bool = False,
+    instances: int = 1,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """`saga run all` in its own session, logging JSON to `log_path`, stopped on exit."""
+    """`saga run all [--instances N]` in its own session, logging JSON to `log_path`, stopped
+    on exit."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "saga_cli.main", "run", "all"],
+            [sys.executable, "-m", "saga_cli.main", "run", "all", "--instances", str(instances)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "SAGA_LOG_FORMAT": "json", **(env or {})},

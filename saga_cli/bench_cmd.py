@@ -25,8 +25,11 @@ from saga_cli.background import background_services
 from saga_cli.bench import LoadResult, body, drive, measure, ratios, wait_all_terminal
 from saga_cli.bench_client import Connection
 from saga_cli.bench_limits import pg_commit_rate
+from saga_cli.bench_topology import topology
 from saga_cli.catalog import ensure_schemas, set_item
 from saga_cli.cpu import cpu_seconds
+from saga_cli.curve import CurvePlan, run_curve
+from saga_cli.curve_svg import curve_svg
 from saga_cli.db import settings
 from saga_cli.proc_stats import broker_pids
 from saga_cli.soak import Processes, SoakPlan, default_warmup, run_soak
@@ -138,6 +141,45 @@ def _flash_verdict(
     show_default=True,
     help="Seconds to wait for accepted orders to finish.",
 )
+@click.option(
+    "--curve",
+    is_flag=True,
+    help="Find the sustained peak, then run at --points of it; a table, --json, and an SVG.",
+)
+@click.option(
+    "--points",
+    default="25,50,80,100,200",
+    show_default=True,
+    help="With --curve: the loads to run, in percent of the peak.",
+)
+@click.option(
+    "--step",
+    "step_s",
+    type=click.FloatRange(min=5),
+    default=30.0,
+    show_default=True,
+    help="With --curve: seconds each point (and the peak probe) offers its load.",
+)
+@click.option(
+    "--probe-rate",
+    type=click.FloatRange(min=1),
+    default=3000.0,
+    show_default=True,
+    help="With --curve: what the peak probe offers (well above what the system takes).",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --curve: where to write the curve's JSON and SVG (default: the stack dir).",
+)
+@click.option(
+    "--instances",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Instances per service when the bench starts the services itself.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable result on stdout.")
 @click.pass_context
 def bench(
@@ -152,13 +194,25 @@ def bench(
     limits: bool,
     url: str | None,
     timeout: float,
+    curve: bool,
+    points: str,
+    step_s: float,
+    probe_rate: float,
+    out_dir: Path | None,
+    instances: int,
     as_json: bool,
 ) -> None:
     """Load the real API and services; report sagas/s, latency and ratios to raw limits.
 
     With --duration: a soak at a steady rate, sampled every --sample-every seconds (sizes,
-    active sagas, memory), with a verdict on flatness.
+    active sagas, memory), with a verdict on flatness. With --curve: the latency curve.
+    The report names the topology it ran on (brokers, replication, instances). Uses the
+    stack of the SAGA_* variables and the API at SAGA_HTTP_HOST:SAGA_HTTP_PORT; services it
+    starts itself run with this command's environment (e.g. the SAGA_*_RETENTION_S ones).
     """
+    fractions = _fractions(points) if curve else ()
+    if curve and (duration is not None or flash_sale):
+        raise click.UsageError("--curve is a mode of its own: not with --duration or --flash-sale")
     soak = duration is not None
     if soak:
         _check_soak_options(ctx, duration or 0.0, rate, sample_every, warmup, flash_sale)
@@ -167,7 +221,7 @@ def bench(
     run = uuid.uuid4().hex[:8]
     customer = f"bench-{run}"
     ensure_schemas(cfg, ("order", "inventory", "payment", "fulfillment"))
-    mode = "soak" if soak else "flash-sale" if flash_sale else "steady"
+    mode = "curve" if curve else "soak" if soak else "flash-sale" if flash_sale else "steady"
     result: dict[str, Any] = {
         "orders": orders,
         "rate": rate,
@@ -184,7 +238,9 @@ def bench(
             # Benchmarks measure the system, not its logging: warnings and errors only.
             proc = stack_ctx.enter_context(
                 background_services(
-                    log, env={"SAGA_LOG_LEVEL": os.environ.get("SAGA_LOG_LEVEL", "WARNING")}
+                    log,
+                    env={"SAGA_LOG_LEVEL": os.environ.get("SAGA_LOG_LEVEL", "WARNING")},
+                    instances=instances,
                 )
             )
             services_pid = proc.pid
@@ -210,9 +266,31 @@ def bench(
             "postgres": procs.postgres,
             "client": procs.client,
         }
+        result["topology"] = topology(cfg)
+        say(f"topology: {json.dumps(result['topology'])}")
         cpu_before = cpu_seconds(groups, alone=frozenset({"client"}))
         started = time.monotonic()
-        if soak:
+        if curve:
+            curve_plan = CurvePlan(fractions, step_s, probe_rate, concurrency, timeout)
+            result.update(run_curve(cfg, url, curve_plan, groups, say))
+            where = out_dir or Path(cfg.stack_dir)
+            where.mkdir(parents=True, exist_ok=True)
+            svg = where / f"bench-curve-{run}.svg"
+            topo = result["topology"]
+            svg.write_text(
+                curve_svg(
+                    result,
+                    f"checkout-saga: latency against throughput ({topo.get('kafka_brokers')} "
+                    f"broker(s), RF {topo.get('replication_factor')})",
+                )
+            )
+            (where / f"bench-curve-{run}.json").write_text(json.dumps(result, indent=2))
+            result["svg"] = str(svg)
+            say(f"curve written to {svg}")
+            accepted = sum(p["accepted"] for p in result["points"])
+            done = sum(p["finished"] for p in result["points"])
+            result["errors"] = {k: v for p in result["points"] for k, v in p["errors"].items()}
+        elif soak:
             plan = SoakPlan(
                 duration_s=duration or 0.0,
                 rate=rate,
@@ -260,6 +338,8 @@ def bench(
             result["ratios"] = ratios(result["sagas_per_s"], result["limits"])
     if as_json:
         click.echo(json.dumps(result))
+    elif curve:
+        _print_curve(result)
     else:
         _print(result)
     failed = (
@@ -269,6 +349,35 @@ def bench(
         or (soak and not result["verdict"]["ok"])
     )
     sys.exit(1 if failed else 0)
+
+
+def _fractions(points: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(p) / 100 for p in points.split(",") if p.strip())
+    except ValueError:
+        raise click.BadParameter(
+            "percentages of the peak, comma-separated, e.g. 25,50,80,100,200", param_hint="--points"
+        ) from None
+    if not values or any(v <= 0 for v in values):
+        raise click.BadParameter("give at least one percentage above 0", param_hint="--points")
+    return values
+
+
+def _print_curve(r: dict[str, Any]) -> None:
+    click.echo(f"\nsustained peak {r['peak_sagas_per_s']:.0f} sagas/s; topology {r['topology']}")
+    click.echo(
+        f"{'load':>6} {'offered/s':>10} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
+        f" {'refused':>8} {'CPU ms/saga':>12}"
+    )
+    for p in r["points"]:
+        lat = p.get("latency_ms", {})
+        cpu = p.get("cpu_ms_per_saga", {})
+        click.echo(
+            f"{p['fraction']:>6.0%} {p['offered_per_s']:>10.0f} {p.get('sagas_per_s', 0):>8.0f}"
+            f" {lat.get('p50', 0):>8.0f} {lat.get('p95', 0):>8.0f} {lat.get('p99', 0):>8.0f}"
+            f" {p['refused_429']:>8} {cpu.get('total', 0):>12.2f}"
+        )
+    click.echo(f"picture: {r['svg']}")
 
 
 def _check_soak_options(

@@ -328,4 +328,20 @@ def groups_assigned(bootstrap: str, groups: Iterable[str], timeout: float = 5.0)
     return True
 
 
-__all__ += ["groups_assigned"]
+def group_members(bootstrap: str, groups: Iterable[str], timeout: float = 5.0) -> dict[str, int]:
+    """How many members each consumer group has now (0 when it cannot be described)."""
+    names = list(groups)
+    admin = _admin(bootstrap)
+    found: dict[str, int] = {}
+    try:
+        for name, future in admin.describe_consumer_groups(names, request_timeout=timeout).items():
+            try:
+                found[name] = len(future.result(timeout).members)
+            except (KafkaException, TimeoutError):
+                found[name] = 0
+    except KafkaException:
+        return dict.fromkeys(names, 0)
+    return found
+
+
+__all__ += ["group_members", "groups_assigned"]

@@ -86,11 +86,11 @@ def test_the_command_reports_seeds_and_rate_as_json() -> None:
 
 @pytest.mark.usefixtures("quiet_cli")
 def test_a_failing_seed_exits_1_with_its_reproduction(monkeypatch: pytest.MonkeyPatch) -> None:
-    import payment_svc.handlers
+    from payment_svc.gateway import Gateway
 
     # The bug seed 112 found, put back: a charge made by an attempt that crashed before its
     # commit is refused as too late once the deadline passed.
-    monkeypatch.setattr(payment_svc.handlers, "charge_answered", lambda conn, order_id: False)
+    monkeypatch.setattr(Gateway, "charge_answered", lambda self, order_id: False)
     out = CliRunner().invoke(simulate, ["--seeds", "1", "--start-seed", "112"])
     assert out.exit_code == 1, out.output
     assert "FAIL seed 112" in out.output
