@@ -65,7 +65,7 @@ from eventing.queries import Queries
 from eventing.relay import Relay
 from eventing.retrier import Retrier
 from eventing.retry import RetryPolicy
-from eventing.settings import Settings, load_settings
+from eventing.settings import SERVICES, Settings, load_settings
 from eventing.spec import ServiceSpec, input_topics
 from eventing.tx import Handler, Tx
 from shared_events.codec import encode
@@ -730,7 +730,7 @@ class SagaHarness:
 
 
 def checkout_specs(
-    names: Sequence[str] = ("order", "inventory", "payment", "fulfillment"),
+    names: Sequence[str] = SERVICES,
 ) -> list[ServiceSpec]:
     from saga_cli.services import spec_for
 

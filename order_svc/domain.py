@@ -8,21 +8,39 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final, Literal, get_args
 
 __all__ = [
+    "CANCEL_REASONS",
     "COMPENSATIONS",
     "EXCLUSIVE",
+    "ORDER_STATUSES",
     "TERMINAL",
+    "CancelReason",
     "Facts",
+    "OrderStatus",
     "Status",
     "awaiting",
     "contradiction",
     "derive_status",
     "fact_kind",
+    "is_terminal",
 ]
 
-TERMINAL = frozenset({"COMPLETED", "CANCELLED"})
+OrderStatus = Literal["PENDING", "CANCELLING", "COMPLETED", "CANCELLED"]
+CancelReason = Literal[
+    "out_of_stock", "payment_declined", "fulfillment_failed", "reservation_expired"
+]
+# The one place these sets are written (the schema's CHECK constraints say the same, and a
+# test holds the OpenAPI document to them).
+ORDER_STATUSES: Final = frozenset(get_args(OrderStatus))
+CANCEL_REASONS: Final = frozenset(get_args(CancelReason))
+TERMINAL: Final = frozenset({"COMPLETED", "CANCELLED"})
 COMPENSATIONS = frozenset({"PaymentRefunded", "InventoryReleased"})
+
+
+def is_terminal(status: str) -> bool:
+    return status in TERMINAL
 
 
 @dataclass(frozen=True)
@@ -54,8 +72,8 @@ class Facts:
 
 @dataclass(frozen=True)
 class Status:
-    status: str
-    cancel_reason: str | None = None
+    status: OrderStatus
+    cancel_reason: CancelReason | None = None
 
     @property
     def terminal(self) -> bool:
@@ -72,7 +90,7 @@ def derive_status(f: Facts) -> Status:
         done = released and "PaymentRefunded" in f.seen
         return Status("CANCELLED" if done else "CANCELLING", "fulfillment_failed")
     if f.payment_failure is not None:
-        reason = (
+        reason: CancelReason = (
             "reservation_expired"
             if f.payment_failure == "reservation_expired"
             else "payment_declined"

@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from order_svc.domain import CancelReason, OrderStatus
 from order_svc.placement import CheckoutRequest
 from shared_events.common import Address, Currency, LineItem, Money
 from shared_events.envelope import Contract
@@ -33,12 +34,6 @@ __all__ = [
 ]
 
 _SCHEMAS = "#/components/schemas/"
-
-# The CHECK constraints of order_svc/sql/schema.sql (orders.status, cancel_reason, origin).
-OrderStatus = Literal["PENDING", "CANCELLING", "COMPLETED", "CANCELLED"]
-CancelReason = Literal[
-    "out_of_stock", "payment_declined", "fulfillment_failed", "reservation_expired"
-]
 
 
 class OrderAccepted(Contract):

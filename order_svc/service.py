@@ -5,6 +5,7 @@ from __future__ import annotations
 from eventing.archive import ArchivedTable
 from eventing.partitions import TimePartitioned
 from eventing.spec import ServiceSpec
+from order_svc.domain import TERMINAL
 from order_svc.handlers import CONSUMES, handle
 from order_svc.http_server import http_api
 from order_svc.metrics import sample_in_flight
@@ -26,6 +27,10 @@ SPEC = ServiceSpec(
             ahead_s=3600.0,
         ),
     ),
-    archives=(ArchivedTable("orders", "t.status IN ('COMPLETED', 'CANCELLED')"),),
+    archives=(
+        ArchivedTable(
+            "orders", "t.status IN (" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
+        ),
+    ),
     samplers=(sample_in_flight,),
 )

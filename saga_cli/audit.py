@@ -268,9 +268,20 @@ def _overlay(full: _Snapshot, fresh: _Snapshot, ids: list[OrderId]) -> None:
         full.unsent[oid] = fresh.unsent.get(oid, [])
 
 
-def run_audit(cfg: Settings, older_than_s: float = 30.0, settle_s: float = 2.0) -> AuditReport:
-    """Check every invariant; suspects are re-read for up to `settle_s` before reporting."""
-    full = _read(cfg, None, with_skus=True)
+def run_audit(
+    cfg: Settings,
+    older_than_s: float = 30.0,
+    settle_s: float = 2.0,
+    orders: list[OrderId] | None = None,
+    skus: list[str] | None = None,
+) -> AuditReport:
+    """Check every invariant; suspects are re-read for up to `settle_s` before reporting.
+
+    `orders` / `skus`: only these (a test's own, or one incident's); the per-SKU checks run
+    for `skus` only when `orders` are given."""
+    full = _read(cfg, orders, with_skus=orders is None or bool(skus))
+    if skus is not None:
+        full.skus = [sku for sku in full.skus if sku.sku in set(skus)]
     found = _evaluate(full, older_than_s)
     by_sku = [v for v in found if v.order_id is None]
     suspects = {v.key: v for v in found if v.order_id is not None}

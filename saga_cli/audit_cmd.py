@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import uuid
 from typing import Any
 
 import click
@@ -38,7 +39,21 @@ _SHOWN = 100  # per section in the text report; --json has everything
     help="Re-read orders that look wrong for up to this long (services catching up) "
     "before reporting them; 0 reports the first read.",
 )
-def audit(as_json: bool, older_than_s: float, settle_s: float) -> None:
+@click.option(
+    "--order",
+    "orders",
+    multiple=True,
+    type=click.UUID,
+    help="Audit only this order (repeatable); the per-SKU checks then run for --sku only.",
+)
+@click.option("--sku", "skus", multiple=True, help="With --order: also check this SKU's stock.")
+def audit(
+    as_json: bool,
+    older_than_s: float,
+    settle_s: float,
+    orders: tuple[uuid.UUID, ...],
+    skus: tuple[str, ...],
+) -> None:
     """Check DESIGN.md's invariants across the four databases, read-only.
 
     No oversell per SKU; money per order at the gateway; reservations and shipments match
@@ -48,7 +63,13 @@ def audit(as_json: bool, older_than_s: float, settle_s: float) -> None:
     Reads SAGA_<SERVICE>_DB_DSN.
     """
     try:
-        report = run_audit(settings(), older_than_s, settle_s)
+        report = run_audit(
+            settings(),
+            older_than_s,
+            settle_s,
+            orders=[str(o) for o in orders] or None,
+            skus=list(skus) if orders else None,
+        )
     except SchemaMissing as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(json.dumps(report.as_dict()) if as_json else _render(report))

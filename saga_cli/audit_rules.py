@@ -22,6 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from order_svc.domain import is_terminal
+
 __all__ = [
     "HOLDING",
     "Blocker",
@@ -145,7 +147,7 @@ def check_money(o: OrderFacts, m: Money | None) -> list[Violation]:
         found.append(f"{_status(o)} with total {_money(o.total_minor)} but {_flow(m)}")
     elif o.status == "CANCELLED" and net != 0:
         found.append(f"{_status(o)} but the customer is out {_money(net)} ({_flow(m)})")
-    elif o.status not in ("COMPLETED", "CANCELLED") and net < 0:
+    elif not is_terminal(o.status) and net < 0:
         found.append(f"{_status(o)}: refunded more than was charged ({_flow(m)})")
     return [Violation("money", d, order_id=o.order_id) for d in found]
 
@@ -235,7 +237,7 @@ def check_liveness(
     A retry that is not yet overdue counts as progress to come (the system is not quiet
     yet); one overdue by more than the threshold means nobody is retrying it.
     """
-    if status in ("COMPLETED", "CANCELLED") or idle_s < older_than_s:
+    if is_terminal(status) or idle_s < older_than_s:
         return None
     # A conflict holds nothing back (the first fact stands): it cannot explain a wait.
     blockers = [b for b in blockers if b.error_kind != CONFLICT]

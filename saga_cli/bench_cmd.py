@@ -19,6 +19,7 @@ import psycopg
 from click.core import ParameterSource
 
 from eventing.kafka.limits import kafka_produce_consume_rate
+from eventing.settings import SERVICES
 from saga_cli import stack
 from saga_cli.audit import run_audit
 from saga_cli.background import background_services
@@ -220,7 +221,7 @@ def bench(
     url = url or f"http://{cfg.http_host}:{cfg.http_port}"
     run = uuid.uuid4().hex[:8]
     customer = f"bench-{run}"
-    ensure_schemas(cfg, ("order", "inventory", "payment", "fulfillment"))
+    ensure_schemas(cfg, SERVICES)
     mode = "curve" if curve else "soak" if soak else "flash-sale" if flash_sale else "steady"
     result: dict[str, Any] = {
         "orders": orders,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from eventing.settings import SERVICES
+from order_svc.domain import is_terminal
 from order_svc.placement import CheckoutRequest, place_order
 from saga_cli.background import background_services
 from saga_cli.catalog import ensure_schemas
@@ -63,7 +65,7 @@ def _wait_terminal(order_id: uuid.UUID, timeout_s: float) -> dict[str, object]:
         while True:
             t = build_trace(conn, cfg, order_id)
             assert t is not None
-            if t["status"] in ("COMPLETED", "CANCELLED") or time.monotonic() > deadline:
+            if is_terminal(t["status"]) or time.monotonic() > deadline:
                 return t
             time.sleep(0.2)
 
@@ -83,7 +85,7 @@ def demo(timeout: float, keep_running: bool) -> None:
 
     click.secho("== seeding the demo catalog", bold=True)
     ctx.invoke(seed)
-    ensure_schemas(cfg, ("order", "inventory", "payment", "fulfillment"))
+    ensure_schemas(cfg, SERVICES)
     log_path = Path(cfg.stack_dir) / "demo-services.log"
     click.secho(f"== starting the four services (logs: {log_path})", bold=True)
     failed = False
@@ -97,7 +99,7 @@ def demo(timeout: float, keep_running: bool) -> None:
             t = _wait_terminal(order_id, timeout)
             click.secho(f"\n== {name}: {what}", bold=True)
             click.echo(render_trace(t))
-            failed |= t["status"] not in ("COMPLETED", "CANCELLED")
+            failed |= not is_terminal(str(t["status"]))
     click.echo("\nmore: saga trace ORDER_ID --json | saga trace --stuck | saga stock list")
     if failed:
         raise click.ClickException(f"an order did not finish within {timeout:.0f}s; see {log_path}")

@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from eventing.settings import Settings
+from eventing.settings import SERVICES, Settings
 from eventing.testing import Crash, SagaHarness, checkout_harness
 from order_svc.placement import IdempotencyConflict
 from shared_events.codec import decode, header_value
@@ -51,7 +51,6 @@ from shared_events.topics import EVENT_TOPICS, events_topic
 
 __all__ = ["OrderPlan", "SeedResult", "plan_orders", "run_seed", "simulation"]
 
-SERVICES = ("order", "inventory", "payment", "fulfillment")
 # The outcomes each kind of order may end in, whatever the faults.
 _ALLOWED: dict[str, set[tuple[str, str | None]]] = {
     "ok": {

@@ -16,7 +16,7 @@ import psycopg
 from eventing import tracing
 from eventing.queries import Queries
 from eventing.settings import SERVICES, Settings
-from order_svc.domain import Facts, awaiting
+from order_svc.domain import Facts, awaiting, is_terminal
 from order_svc.repository import Q as ORDER_Q
 from shared_events.envelope import utcnow
 
@@ -143,7 +143,7 @@ def build_trace(
         prev = occurred
     facts = Facts.of((s["event_type"], s["payload"].get("reason")) for s in steps)
     waiting = awaiting(facts)
-    terminal = order["status"] in ("COMPLETED", "CANCELLED")
+    terminal = is_terminal(order["status"])
     last = prev or order["created_at"]
     trace: dict[str, Any] = {
         "order_id": str(order_id),
@@ -220,7 +220,7 @@ def render_event(e: dict[str, Any]) -> str:
 
 def render_trace(t: dict[str, Any]) -> str:
     out = [render_status(t), COLUMNS, *(render_event(e) for e in t["events"])]
-    if t["status"] not in ("COMPLETED", "CANCELLED"):
+    if not is_terminal(t["status"]):
         out.append(f"  waiting {t['waiting_s']:.1f}s for:")
         out.extend(f"    - {w}" for w in t["waiting_for"])
     elif t["blocked_on"]:

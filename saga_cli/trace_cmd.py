@@ -8,6 +8,7 @@ import uuid
 
 import click
 
+from order_svc.domain import is_terminal
 from order_svc.retention import missing_order
 from saga_cli.db import connect, settings
 from saga_cli.durations import as_seconds, format_duration
@@ -85,7 +86,7 @@ def trace(
                 click.echo(json.dumps(e) if as_json else render_event(e))
             shown = len(t["events"])
             state = render_status(t) + " | waiting for: " + "; ".join(t["waiting_for"])
-            terminal = t["status"] in ("COMPLETED", "CANCELLED")
+            terminal = is_terminal(t["status"])
             if not as_json and state != said:
                 click.echo(render_status(t) if terminal else f"  ... {state}")
                 said = state

@@ -33,21 +33,13 @@ from eventing.kafka.admin import topic_layout
 from eventing.settings import SERVICES, Settings, load_settings
 from saga_cli import stack as stack_lib
 from saga_cli.catalog import ensure_schemas
-from saga_cli.stack.procs import port_free
 from tests.chaos.published import check_published, read_published
 from tests.chaos.workload import Report, Shopper, unsettled
 from tests.e2e.harness import Services, connect, new_sku, wait_for
 from tests.integration.service_db import scratch_database
+from tests.ports import free_block
 
 pytestmark = pytest.mark.chaos
-
-
-def _free_block(count: int) -> int:
-    for _ in range(200):
-        base = random.randrange(20000, 60000)
-        if all(port_free(base + i) for i in range(count)):
-            return base
-    raise AssertionError(f"no {count} consecutive free ports")
 
 
 def _load(env: dict[str, str]) -> Settings:
@@ -63,7 +55,7 @@ def _load(env: dict[str, str]) -> Settings:
 def cluster(settings: Settings, stack: dict[str, Any]) -> Iterator[tuple[Settings, dict[str, str]]]:
     root = Path(tempfile.mkdtemp(prefix="saga-brokers-", dir="/tmp"))
     root.chmod(0o755)
-    base = _free_block(6)
+    base = free_block(6)
     with ExitStack() as cleanup:
         dsns = {s: cleanup.enter_context(scratch_database(settings.pg_admin_dsn)) for s in SERVICES}
         env = {

@@ -24,7 +24,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import os
-import socket
 import subprocess
 import time
 import uuid
@@ -38,6 +37,7 @@ import pytest
 from eventing.kafka.admin import broker_answers
 from eventing.settings import SERVICES, Settings, load_settings
 from saga_cli import stack as stack_lib
+from tests.ports import free_port
 
 if TYPE_CHECKING:
     # Imported where used, so that a run on the local stack needs no testcontainers.
@@ -168,9 +168,7 @@ def _free_port() -> int:
     # Ephemeral ports are never the stack's, but check: a clash would make the settings
     # believe the container is the local stack.
     while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
+        port = free_port()
         if port not in _STACK_PORTS:
             return port
 

@@ -21,10 +21,10 @@ import psycopg
 from eventing.settings import SERVICES, Settings
 from order_svc.placement import CheckoutRequest, place_order
 from saga_cli.trace import build_trace
+from tests.ports import free_port
 
 T = TypeVar("T")
 _STARTED = re.compile(rb'"service started"')
-_ASSIGNED = re.compile(rb'"partitions": [1-9][0-9]*, "event": "partitions assigned"')
 
 # Short delays so retry and expiry paths run in seconds, not minutes.
 TEST_ENV = {
@@ -56,9 +56,16 @@ def wait_for(
 
 class Service:
     def __init__(
-        self, name: str, log_dir: Path, env: dict[str, str], instance: int = 0, of: int = 1
+        self,
+        name: str,
+        log_dir: Path,
+        env: dict[str, str],
+        instance: int = 0,
+        of: int = 1,
+        bootstrap: str = "",
     ) -> None:
         self.name = name
+        self.bootstrap = bootstrap  # the Kafka this service's group lives in
         self.instance = instance
         self.label = f"{name}-{instance}" if instance else name
         self.env = (
@@ -93,8 +100,28 @@ class Service:
             env={**self.env, **(extra_env or {})},
         )
         log.close()
-        marker = _ASSIGNED if until == "assigned" else _STARTED
-        wait_for(f"{self.label} to start ({until})", lambda: self._logged(marker), timeout=60)
+        wait_for(f"{self.label} to start", lambda: self._logged(_STARTED), timeout=60)
+        if until == "assigned":
+            # Ask the group's coordinator, not the log: this process holds partitions.
+            from tests.e2e.kafka_tools import member_holds_partitions
+
+            assert self.proc is not None
+            client_id = f"{self.name}-{socket.gethostname()}-{self.proc.pid}"
+            bootstrap = self.bootstrap
+            wait_for(
+                f"{self.label} to hold partitions in {self.name}-svc",
+                lambda: (
+                    self._alive()
+                    and member_holds_partitions(bootstrap, f"{self.name}-svc", client_id)
+                ),
+                timeout=60,
+                interval=0.3,
+            )
+
+    def _alive(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise AssertionError(f"{self.label} exited with {self.proc.returncode}:\n{self.tail()}")
+        return True
 
     def _logged(self, marker: re.Pattern[bytes]) -> bool:
         # Read before looking at the exit status: a crash-point run may log and die at once.
@@ -157,12 +184,6 @@ class Service:
                 self.proc.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Services:
     """Every service as real processes: one each, or `instances` each in one consumer group
     (order's instances then share the API port)."""
@@ -180,7 +201,14 @@ class Services:
         self.settings = settings
         self.fleet = {
             n: [
-                Service(n, log_dir, base, i if instances > 1 else 0)
+                Service(
+                    n,
+                    log_dir,
+                    base,
+                    instance=i if instances > 1 else 0,
+                    of=instances,
+                    bootstrap=settings.kafka_bootstrap_servers,
+                )
                 for i in range(1, instances + 1)
             ]
             for n in SERVICES

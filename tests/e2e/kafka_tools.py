@@ -44,3 +44,15 @@ def wait_caught_up(bootstrap: str, groups: dict[str, list[str]], timeout: float 
             timeout=timeout,
             interval=0.3,
         )
+
+
+def member_holds_partitions(bootstrap: str, group: str, client_id: str) -> bool:
+    """Whether the group's coordinator counts `client_id` as a member holding partitions."""
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
+    except Exception:  # the group does not exist yet, or Kafka is busy: not yet
+        return False
+    return any(
+        m.client_id == client_id and m.assignment.topic_partitions for m in described.members
+    )

@@ -33,13 +33,13 @@ from shared_events.order import OrderPlaced, OrderPlacedPayload
 from tests.e2e.harness import (
     Services,
     connect,
-    free_port,
     new_sku,
     place,
     wait_for,
     wait_terminal,
 )
 from tests.e2e.kafka_tools import produce_raw
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

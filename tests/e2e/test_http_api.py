@@ -33,11 +33,11 @@ from tests.e2e.harness import (
     Services,
     connect,
     event_types,
-    free_port,
     new_sku,
     wait_for,
     wait_terminal,
 )
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

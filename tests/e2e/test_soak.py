@@ -37,8 +37,9 @@ from eventing.spec import input_topics
 from saga_cli.proc_stats import broker_pids
 from saga_cli.services import spec_for
 from tests.conftest import SagaRunner
-from tests.e2e.harness import Services, free_port
+from tests.e2e.harness import Services
 from tests.e2e.kafka_tools import lag, wait_caught_up
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.harness import Services, free_port, wait_for
+from tests.e2e.harness import Services, wait_for
+from tests.ports import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -25,19 +25,9 @@ from saga_cli.stack.procs import alive
 from shared_events.topics import ALL_TOPICS
 from tests.conftest import SagaRunner
 from tests.e2e.harness import wait_for
+from tests.ports import free_ports
 
 pytestmark = pytest.mark.integration
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def _status(run_saga: SagaRunner, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:

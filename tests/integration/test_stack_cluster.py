@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import shutil
 import socket
 import tempfile
@@ -28,25 +27,15 @@ from eventing.kafka.admin import ensure_topics, topic_layout, topic_partitions
 from eventing.kafka.clients import EventProducer
 from eventing.settings import Settings, load_settings
 from saga_cli import stack
-from saga_cli.stack.procs import port_free
 from shared_events.topics import ALL_TOPICS
 from tests.conftest import SagaRunner
 from tests.e2e.harness import wait_for
-from tests.integration.test_stack import free_ports, isolated_env
+from tests.integration.test_stack import isolated_env
+from tests.ports import free_block, free_ports
 
 pytestmark = pytest.mark.integration
 
 TOPIC = "orders.events"
-
-
-def _free_block(count: int) -> int:
-    """A first port of `count` consecutive free ones: broker i uses base + 2*(i-1) and its
-    controller base + 1 + 2*(i-1)."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000)
-        if all(port_free(base + i) for i in range(count)):
-            return base
-    raise AssertionError(f"no {count} consecutive free ports found")
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -81,7 +70,7 @@ def cluster(run_saga: SagaRunner) -> Iterator[dict[str, str]]:
     # cannot traverse pytest's 0700 temp root.
     scratch = Path(tempfile.mkdtemp(prefix="saga-it-cluster-", dir="/tmp"))
     scratch.chmod(0o755)
-    base = _free_block(6)
+    base = free_block(6)
     pg = next(p for p in free_ports(8) if not base <= p < base + 6)
     env = isolated_env(scratch / "stack", base, base + 1, pg)
     try:
@@ -330,7 +319,7 @@ def test_clashing_cluster_ports_fail_before_anything_starts(run_saga: SagaRunner
     scratch = Path(tempfile.mkdtemp(prefix="saga-it-ports-", dir="/tmp"))
     scratch.chmod(0o755)
     try:
-        base = _free_block(6)
+        base = free_block(6)
         pg = next(p for p in free_ports(8) if not base <= p < base + 6)
         # Broker 2's client port (base + 2) is broker 1's controller port.
         env = isolated_env(scratch / "stack", base, base + 2, pg)
