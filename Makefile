@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # What `make test-containers` runs (CI runs a part of it).
 CONTAINER_TESTS ?= tests/integration tests/e2e tests/chaos
 
-.PHONY: demo test lint stack-up stack-down stack-status setup chaos bench images compose-test test-containers
+.PHONY: demo test lint stack-up stack-down stack-status setup chaos bench soak images compose-test test-containers
 
 # Re-installs when pyproject.toml changes (new dependencies).
 $(STAMP): pyproject.toml tests/tools/asyncapi/package-lock.json
@@ -52,6 +52,11 @@ chaos: stack-up
 
 bench: stack-up
 	$(BIN)/saga bench --orders 60000 --rate 1000
+
+# The bench's soak for 30 minutes on fresh databases with compressed retention; set
+# SAGA_SOAK_RATE to 70 % of the peak `saga bench --curve` reports (tests/e2e/test_soak.py).
+soak: stack-up
+	$(BIN)/pytest -m soak tests/e2e/test_soak.py -s $(PYTEST_ARGS)
 
 # --- Docker (README "Running with Docker") --------------------------------------------------
 # Each target sets up what it needs on a fresh machine: docker.io, docker-compose and
