@@ -10,8 +10,8 @@ never waits for clean-up.
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -23,6 +23,7 @@ from eventing.kafka.clients import EventProducer
 from eventing.logging import get_logger
 from eventing.outbox import decode_headers
 from eventing.queries import Queries
+from eventing.reconnect import Reconnect
 from shared_events.codec import header_value
 
 __all__ = ["Relay"]
@@ -51,7 +52,16 @@ class Relay:
         self.batch = batch
         self.idle_poll_s = idle_poll_s
         self.published = 0
-        self._failing_since: float | None = None
+        # One line when publishing starts to fail (e.g. fewer in-sync replicas than
+        # min.insync.replicas), not one per retry: the rows wait in the outbox meanwhile.
+        self._kafka_down = Reconnect(
+            "cannot publish to Kafka; the outbox keeps the rows and the relay retries "
+            "until Kafka accepts them (see `saga stack status` for brokers and replicas)",
+            resumed="publishing to Kafka again",
+            base_s=0.1,
+            cap_s=5.0,
+            log=log,
+        )
 
     def publish_once(self, conn: psycopg.Connection[Any]) -> int:
         """Publish up to one batch; returns how many rows were marked sent (-1: a failure)."""
@@ -68,12 +78,12 @@ class Relay:
         count = 0
         for row, err in zip(rows, errors, strict=True):
             if err is not None:
-                self._failing(err, row[1])
+                self._kafka_down.note(err, topic=row[1])
                 break
             sent[row[5]].append(row[0])
             count += 1
         if count == len(rows):
-            self._recovered()
+            self._kafka_down.succeeded()
         with conn.transaction():
             for partition, ids in sent.items():
                 conn.execute(
@@ -88,31 +98,13 @@ class Relay:
             metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
         return count if count == len(rows) else -1
 
-    def _failing(self, error: str, topic: str) -> None:
-        """One line when publishing starts to fail (e.g. fewer in-sync replicas than
-        min.insync.replicas), not one per retry: the rows wait in the outbox meanwhile."""
-        if self._failing_since is None:
-            self._failing_since = time.monotonic()
-            log.warning(
-                "cannot publish to Kafka; the outbox keeps the rows and the relay retries "
-                "until Kafka accepts them (see `saga stack status` for brokers and replicas)",
-                error=error,
-                topic=topic,
-            )
-
-    def _recovered(self) -> None:
-        if self._failing_since is not None:
-            log.info(
-                "publishing to Kafka again",
-                after_s=round(time.monotonic() - self._failing_since, 1),
-            )
-            self._failing_since = None
-
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, connected: Callable[[], None] = lambda: None) -> None:
         """Publish until `stop`. A database error ends the run; the runtime supervises it
-        (`_supervised`), reconnecting with backoff."""
+        (`_supervised`), reconnecting with backoff; `connected` is called once connected."""
         with db.connect(self.dsn) as conn:
-            if not conn.execute(_LEADER_LOCK).fetchone()[0]:  # type: ignore[index]
+            leader = conn.execute(_LEADER_LOCK).fetchone()[0]  # type: ignore[index]
+            connected()
+            if not leader:
                 # Another instance relays this database; one publisher keeps order.
                 stop.wait(2.0)
                 return
@@ -120,14 +112,11 @@ class Relay:
             self._loop(conn, stop)
 
     def _loop(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
-        backoff = 0.1
         while not stop.is_set():
             n = self.publish_once(conn)
             if n < 0:
-                stop.wait(backoff)  # the broker refused: back off, then re-send the tail
-                backoff = min(backoff * 2, 5.0)
+                self._kafka_down.wait(stop)  # the broker refused: back off, re-send the tail
                 continue
-            backoff = 0.1
             if n >= self.batch:
                 continue  # more waiting: keep going without waiting for a notification
             if n == 0:

@@ -22,11 +22,11 @@ from eventing.kafka.clients import EventConsumer, EventProducer, Record
 from eventing.logging import configure_logging, get_logger
 from eventing.maintenance import maintenance_loop, prepare_database
 from eventing.outbox import insert_outbox
-from eventing.processing import Processor
+from eventing.processing import Outcome, Processor
 from eventing.queries import Queries
+from eventing.reconnect import Reconnect
 from eventing.relay import Relay
 from eventing.retrier import Retrier
-from eventing.retry import backoff_s
 from eventing.settings import Settings
 from eventing.signals import stop_on_signals
 from eventing.spec import PeriodicTask, ServiceSpec, ServiceStop, input_topics
@@ -43,26 +43,26 @@ _SAMPLE_EVERY_S = 5.0
 _WEDGED_AFTER_S = 120.0
 
 
-def _supervised(name: str, stop: threading.Event, body: Callable[[], None]) -> None:
-    """Run `body` until stop; a lost database connection is retried with backoff."""
-    attempt = 0
+def _supervised(
+    name: str, stop: threading.Event, body: Callable[[Callable[[], None]], None]
+) -> None:
+    """Run `body` until stop; a lost database connection is retried with backoff.
+
+    `body` gets a callable to call once it is connected: it ends an outage (one line)."""
+    db_down = Reconnect(
+        f"{name}: database unavailable; retrying",
+        resumed=f"{name}: database available again",
+        stop=stop,
+        log=log,
+    )
+    restarts = Reconnect(None, stop=stop, base_s=0.5, cap_s=10.0)
     while not stop.is_set():
         try:
-            body()
-            attempt = 0
-        except psycopg.OperationalError as exc:
-            attempt += 1
-            delay = backoff_s(attempt, 0.2, 5.0)
-            log.warning(
-                f"{name}: database unavailable; retrying",
-                error=str(exc).strip(),
-                retry_in_s=round(delay, 2),
-            )
-            stop.wait(delay)
+            db_down.run(lambda: body(db_down.succeeded), (psycopg.OperationalError,))
+            restarts.succeeded()
         except Exception:
-            attempt += 1
             log.exception(f"{name}: unexpected error; restarting it")
-            stop.wait(backoff_s(attempt, 0.5, 10.0))
+            restarts.failed()
 
 
 DEFAULT_METRICS_PORTS = {"order": 9101, "inventory": 9102, "payment": 9103, "fulfillment": 9104}
@@ -91,8 +91,9 @@ def _sampler_thread(
     service's own gauges; and, for /readyz, that the database answers."""
     name = spec.name
 
-    def body() -> None:
+    def body(connected: Callable[[], None]) -> None:
         with db.connect(settings.dsn(name)) as conn:
+            connected()
             while not stop.is_set():
                 unsent, oldest = Q.rows(conn, "metrics_outbox")[0]
                 retrying, dead = Q.rows(conn, "metrics_parked")[0]
@@ -109,8 +110,9 @@ def _sampler_thread(
 
 
 def _retrier_thread(retrier: Retrier, dsn: str, stop: threading.Event) -> None:
-    def body() -> None:
+    def body(connected: Callable[[], None]) -> None:
         with db.connect(dsn) as conn:
+            connected()
             while not stop.is_set():
                 if retrier.run_once(conn) > 0:
                     continue
@@ -127,8 +129,9 @@ def _periodic_thread(
 ) -> None:
     dsn = settings.dsn(spec.name)
 
-    def body() -> None:
+    def body(connected: Callable[[], None]) -> None:
         with db.connect(dsn) as conn:
+            connected()
             while not stop.is_set():
                 with conn.transaction():
                     tx = Tx(conn, spec.name, settings)
@@ -181,38 +184,40 @@ class _ConsumerLoop:
 
     def _process(self, records: list[Record], stop: threading.Event) -> bool:
         """Process until committed; False if we were stopped first (nothing stored)."""
-        attempt = 0
-        while True:
-            try:
-                if self.conn is None or self.conn.closed:
-                    self.conn = db.connect(self.settings.dsn(self.spec.name))
-                started = time.perf_counter()
-                outcome = self.processor.process(self.conn, records)
-                self._batch_seconds.observe(time.perf_counter() - started)
-                self._batch_size.observe(len(records))
-                self.health.db_answered()
-                maybe_crash("after_commit", outcome.events)
-                for name in ("handled", "duplicates", "parked", "dead", "ignored"):
-                    self.totals[name] += getattr(outcome, name)
-                for (topic, label), n in outcome.by_topic.items():
-                    metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, label).inc(n)
-                if outcome.parked:
-                    self.retrier.wakeup.set()
-                return True
-            except psycopg.OperationalError as exc:
-                attempt += 1
-                if self.conn is not None:
-                    self.conn.close()
-                self.conn = None
-                delay = backoff_s(attempt, 0.2, 5.0)
-                log.warning(
-                    "database unavailable while processing a batch; will retry it",
-                    error=str(exc).strip(),
-                    batch=len(records),
-                    retry_in_s=round(delay, 2),
-                )
-                if stop.wait(delay):
-                    return False
+        db_down = Reconnect(
+            "database unavailable while processing a batch; will retry it",
+            resumed="database available again; the batch is committed",
+            stop=stop,
+            log=log,
+        )
+        committed = db_down.run(
+            lambda: self._commit(records), (psycopg.OperationalError,), batch=len(records)
+        )
+        return committed is not None
+
+    def _commit(self, records: list[Record]) -> Outcome:
+        """One attempt: the batch in one transaction; a lost connection is dropped."""
+        try:
+            if self.conn is None or self.conn.closed:
+                self.conn = db.connect(self.settings.dsn(self.spec.name))
+            started = time.perf_counter()
+            outcome = self.processor.process(self.conn, records)
+        except psycopg.OperationalError:
+            if self.conn is not None:
+                self.conn.close()
+            self.conn = None
+            raise
+        self._batch_seconds.observe(time.perf_counter() - started)
+        self._batch_size.observe(len(records))
+        self.health.db_answered()
+        maybe_crash("after_commit", outcome.events)
+        for name in ("handled", "duplicates", "parked", "dead", "ignored"):
+            self.totals[name] += getattr(outcome, name)
+        for (topic, label), n in outcome.by_topic.items():
+            metrics.EVENTS_CONSUMED.labels(self.spec.name, topic, label).inc(n)
+        if outcome.parked:
+            self.retrier.wakeup.set()
+        return outcome
 
     def _held(self) -> int:
         return self.consumer.assigned()
@@ -282,7 +287,7 @@ def run_service(
     threads = [
         threading.Thread(
             target=_supervised,
-            args=("relay", stop, lambda: relay.run(stop)),
+            args=("relay", stop, lambda connected: relay.run(stop, connected)),
             name="relay",
             daemon=True,
         ),
@@ -291,7 +296,8 @@ def run_service(
         ),
         threading.Thread(
             target=_supervised,
-            args=("maintenance", stop, lambda: maintenance_loop(spec, settings, stop)),
+            # It connects on its own: a failure after a while up counts as a new outage.
+            args=("maintenance", stop, lambda _: maintenance_loop(spec, settings, stop)),
             name="maintenance",
             daemon=True,
         ),

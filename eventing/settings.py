@@ -155,12 +155,12 @@ class Settings:
     pg_admin_dsn: str = ""
     cache_dir: Path = field(default_factory=default_cache_dir)
     # The checkout API's admission control and database pool (order service only); see
-    # order_svc/admission.py. A rate or cap of 0 turns that limit off.
+    # order_svc/api/admission.py. A rate or cap of 0 turns that limit off.
     http_rate_limit: float = 2000.0
     http_rate_burst: int = 500
     http_max_in_flight: int = 5000
     # adaptive: the in-flight limit follows saga latency toward the target, between the
-    # minimum and SAGA_HTTP_MAX_IN_FLIGHT (order_svc/adaptive.py); fixed: the maximum is
+    # minimum and SAGA_HTTP_MAX_IN_FLIGHT (order_svc/api/adaptive.py); fixed: the maximum is
     # the cap.
     http_admission: str = "adaptive"
     http_latency_target_s: float = 1.0

@@ -57,7 +57,7 @@ def _cmdline(pid: int) -> list[str]:
 
 def _role(args: list[str]) -> str:
     """What a process of `saga run all` is, from its command line."""
-    if "order_svc.http_workers" in args:
+    if "order_svc.api.workers" in args:
         return "api"
     if "run" in args:
         i = args.index("run")

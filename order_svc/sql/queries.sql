@@ -68,7 +68,7 @@ LIMIT %(limit)s
 SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')
 
 -- name: admission_stats
--- What admission control steers by (order_svc/adaptive.py): sagas in flight, and the p99
+-- What admission control steers by (order_svc/api/adaptive.py): sagas in flight, and the p99
 -- and rate of those that ended in the last window (orders_settled covers it).
 SELECT (SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')) AS in_flight,
        count(*) AS ended,

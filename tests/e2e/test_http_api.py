@@ -164,7 +164,7 @@ _API_ONLY = """
 import signal, threading
 from eventing.logging import configure_logging
 from eventing.settings import load_settings
-from order_svc.http_server import http_api
+from order_svc.api.server import http_api
 
 settings = load_settings()
 configure_logging(settings.log_level, settings.log_format, service="order")

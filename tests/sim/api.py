@@ -1,4 +1,4 @@
-"""The checkout API in process: the real Starlette app (order_svc.api.create_app), its Placer
+"""The checkout API in process: the real Starlette app (order_svc.api.app.create_app), its Placer
 and a pool on the harness's scratch order database, reached through httpx's ASGI transport."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from starlette.applications import Starlette
 
 from eventing import db
 from eventing.testing import SagaHarness
-from order_svc.admission import Admission
-from order_svc.api import POOL_WAIT_S, create_app
-from order_svc.placer import Placer
+from order_svc.api.admission import Admission
+from order_svc.api.app import POOL_WAIT_S, create_app
+from order_svc.api.placer import Placer
 
 __all__ = ["KNOWN", "Client", "serving"]
 

@@ -1,5 +1,5 @@
 """The checkout API never answers 5xx to any body, header or path: invalid input gets a 4xx
-with a message, and nothing is placed. The real Starlette app (order_svc.api.create_app),
+with a message, and nothing is placed. The real Starlette app (order_svc.api.app.create_app),
 its Placer and a real pool on the harness's scratch order database, in process."""
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from order_svc.adaptive import AdaptiveLimit, Measured
-from order_svc.admission import Admission, InFlightCap
+from order_svc.api.adaptive import AdaptiveLimit, Measured
+from order_svc.api.admission import Admission, InFlightCap
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from order_svc.admission import Admission, InFlightCap, TokenBucket, retry_after_s
+from order_svc.api.admission import Admission, InFlightCap, TokenBucket, retry_after_s
 
 
 class FakeClock:

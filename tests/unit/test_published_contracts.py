@@ -29,8 +29,8 @@ from referencing.jsonschema import DRAFT202012
 
 from eventing.queries import Queries
 from eventing.settings import load_settings
-from order_svc.api import create_app
-from order_svc.openapi import OrderView, openapi_document
+from order_svc.api.app import create_app
+from order_svc.api.openapi import OrderView, openapi_document
 from order_svc.placement import CheckoutRequest
 from saga_cli.schema_cmd import asyncapi_json, consumers, openapi_json, schema
 from shared_events import EVENT_MODELS, decode

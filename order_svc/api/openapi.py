@@ -2,7 +2,7 @@
 
 The request schema is CheckoutRequest itself, the model the API validates with, so the
 document cannot promise what the API refuses. The response models below exist only to
-describe what order_svc/api.py writes (its handlers build plain JSON): a test holds the
+describe what order_svc/api/app.py writes (its handlers build plain JSON): a test holds the
 order view to the columns of the `get_order` query. Served at GET /openapi.json and
 committed as docs/openapi.json (`saga schema --openapi --out docs/openapi.json`).
 """
@@ -19,6 +19,8 @@ from pydantic.json_schema import models_json_schema
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from eventing import tracing
+from order_svc.api.limits import MAX_BODY_BYTES, MAX_KEY_LEN
 from order_svc.domain import CancelReason, OrderStatus
 from order_svc.placement import CheckoutRequest
 from shared_events.common import Address, Currency, LineItem, Money
@@ -217,10 +219,6 @@ def _plain(operation_id: str, summary: str, response: dict[str, Any]) -> dict[st
 
 def openapi_document() -> dict[str, Any]:
     """The document, built afresh (callers may change their copy)."""
-    # Imported here, not at the top: api.py imports this module for its /openapi.json route.
-    from eventing import tracing
-    from order_svc import api
-
     _, top = models_json_schema(
         [(m, "validation") for m in (CheckoutRequest, OrderAccepted, OrderView, Problem)],
         ref_template=_SCHEMAS + "{model}",
@@ -243,9 +241,7 @@ def openapi_document() -> dict[str, Any]:
             {"url": "http://127.0.0.1:8080", "description": "SAGA_HTTP_HOST:SAGA_HTTP_PORT"}
         ],
         "paths": {
-            "/orders": {
-                "post": _place(api.MAX_BODY_BYTES, api._MAX_KEY_LEN, tracing._TRACEPARENT.pattern)
-            },
+            "/orders": {"post": _place(MAX_BODY_BYTES, MAX_KEY_LEN, tracing._TRACEPARENT.pattern)},
             "/orders/{order_id}": {"get": _show()},
             "/healthz": _plain("health", "The process answers.", _json(health, "Alive.")),
             "/metrics": _plain(

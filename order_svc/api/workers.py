@@ -32,7 +32,7 @@ from eventing.logging import configure_logging, get_logger
 from eventing.settings import Settings, load_settings
 from eventing.signals import stop_on_signals
 from eventing.spec import fail
-from order_svc.http_server import admission_from, serve
+from order_svc.api.serving import admission_from, serve
 
 __all__ = ["main", "run_workers"]
 
@@ -53,7 +53,7 @@ def _spawn(index: int, sock: socket.socket) -> subprocess.Popen[bytes]:
         _PARENT: str(os.getpid()),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "order_svc.http_workers"], env=env, pass_fds=(sock.fileno(),)
+        [sys.executable, "-m", "order_svc.api.workers"], env=env, pass_fds=(sock.fileno(),)
     )
 
 

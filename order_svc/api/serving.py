@@ -1,18 +1,13 @@
-"""The checkout API inside the order service process: uvicorn in a background thread.
+"""One checkout API process: uvicorn on a bound socket, its pool, placers and counter.
 
-`http_api` is a `ServiceSpec.background` part: the runtime owns SIGTERM/SIGINT and sets
-`stop`; we turn that into uvicorn's graceful shutdown (stop accepting, finish requests in
-progress). uvicorn installs signal handlers only on the main thread, so running it in a
-thread leaves the runtime's handlers in place.
-
-The socket is bound here, before uvicorn starts, so that a port already in use is a clear
-error and stops the whole service: an order service without its API would look healthy
-while refusing every checkout.
+Run by the order service in a thread (SAGA_HTTP_WORKERS=0) or by each worker process
+(`order_svc.api.workers`); `order_svc.api.server` binds the socket and picks which.
+Besides uvicorn it runs the placers (`Placer`) and a thread that keeps the in-flight
+cap's count fresh from the database.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import threading
@@ -27,15 +22,16 @@ from psycopg_pool import ConnectionPool
 
 from eventing import db
 from eventing.logging import get_logger
+from eventing.reconnect import Reconnect
 from eventing.settings import Settings
 from eventing.spec import fail
-from order_svc.adaptive import AdaptiveLimit, Measured
-from order_svc.admission import Admission, InFlightCap, TokenBucket
-from order_svc.api import POOL_WAIT_S, CheckoutApi, create_app
-from order_svc.placer import Placer
+from order_svc.api.adaptive import AdaptiveLimit, Measured
+from order_svc.api.admission import Admission, InFlightCap, TokenBucket
+from order_svc.api.app import POOL_WAIT_S, CheckoutApi, create_app
+from order_svc.api.placer import Placer
 from order_svc.repository import Q
 
-__all__ = ["admission_from", "bind", "http_api", "serve"]
+__all__ = ["admission_from", "serve"]
 
 log = get_logger(__name__)
 
@@ -98,24 +94,6 @@ def admission_from(settings: Settings, share: int = 1) -> Admission:
     return Admission(bucket, InFlightCap(limit.limit), adaptive=limit)
 
 
-def bind(host: str, port: int, reuse_port: bool = False) -> socket.socket:
-    """The listening socket; OSError (e.g. the port is taken) says which address failed."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    # proto must be explicit: asyncio sets TCP_NODELAY on accepted connections only when
-    # it is IPPROTO_TCP, and without it every response waits ~40 ms on a delayed ACK.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:  # several order-service instances serve one port
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def _recount(admission: Admission, conn: psycopg.Connection[Any]) -> None:
     cap = admission.cap
     assert cap is not None
@@ -150,19 +128,27 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
     cap = api.admission.cap
     last_summary = time.monotonic()
     conn: psycopg.Connection[Any] | None = None
+    # The estimate keeps growing with admissions meanwhile, so the cap still holds.
+    db_down = Reconnect(
+        "cannot count in-flight sagas; retrying",
+        resumed="counting in-flight sagas again",
+        stop=stop,
+        base_s=0.5,
+        cap_s=5.0,
+        log=log,
+    )
     while not stop.is_set():
         try:
             if cap is not None:
                 if conn is None or conn.closed:
                     conn = db.connect(dsn)
                 _recount(api.admission, conn)
+                db_down.succeeded()
         except psycopg.Error as exc:
-            # The estimate keeps growing with admissions meanwhile, so the cap still holds.
-            log.warning("cannot count in-flight sagas; retrying", error=str(exc).strip())
             if conn is not None:
                 conn.close()
             conn = None
-            stop.wait(1.0)
+            db_down.failed(exc)
         now = time.monotonic()
         if now - last_summary >= _REFUSALS_LOG_EVERY_S:
             last_summary = now
@@ -178,65 +164,6 @@ def _count_in_flight(api: CheckoutApi, dsn: str, stop: threading.Event, settings
         stop.wait(_COUNT_EVERY_S)
     if conn is not None:
         conn.close()
-
-
-# After a crash, the previous instance's API worker may hold the port for a few seconds
-# while it stops (it dies with its service, gracefully): wait that long before giving up.
-BIND_GRACE_S = 15.0
-
-
-def _bind_when_free(
-    host: str, port: int, address: str, stop: threading.Event, reuse_port: bool
-) -> socket.socket:
-    deadline = time.monotonic() + BIND_GRACE_S
-    while True:
-        try:
-            return bind(host, port, reuse_port)
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE or time.monotonic() > deadline or stop.is_set():
-                raise
-            log.warning(
-                "checkout API port busy; waiting for it (a previous instance may "
-                "still be stopping)",
-                address=address,
-            )
-            stop.wait(1.0)
-
-
-def http_api(settings: Settings, stop: threading.Event) -> None:
-    """Serve the checkout API until `stop`; if it cannot serve, stop the service too."""
-    # A new thread starts with empty contextvars: name the service in our log lines again.
-    structlog.contextvars.bind_contextvars(service="order")
-    address = f"http://{settings.http_host}:{settings.http_port}"
-    try:
-        if settings.http_db_pool_size < 1:
-            raise ValueError("SAGA_HTTP_DB_POOL_SIZE must be at least 1")
-        if settings.http_workers < 0:
-            raise ValueError("SAGA_HTTP_WORKERS must be >= 0")
-        admission = admission_from(settings, share=settings.instances)
-    except ValueError as exc:
-        log.error("bad checkout API settings; stopping the service", error=str(exc))
-        fail(stop, f"bad checkout API settings: {exc}")
-        return
-    try:
-        sock = _bind_when_free(
-            settings.http_host, settings.http_port, address, stop, settings.http_reuse_port
-        )
-    except OSError as exc:
-        log.error(
-            "cannot listen for the checkout API; stopping the service "
-            "(free the port or set SAGA_HTTP_HOST/SAGA_HTTP_PORT)",
-            address=address,
-            error=exc.strerror or str(exc),
-        )
-        fail(stop, f"cannot listen on {address}: {exc.strerror or exc}")
-        return
-    if settings.http_workers == 0:
-        serve(settings, stop, sock, admission)
-    else:
-        from order_svc.http_workers import run_workers
-
-        run_workers(settings, stop, sock)
 
 
 def serve(

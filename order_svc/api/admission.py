@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from order_svc.adaptive import AdaptiveLimit, Measured
+from order_svc.api.adaptive import AdaptiveLimit, Measured
 
 __all__ = ["Admission", "InFlightCap", "Refusal", "TokenBucket", "retry_after_s"]
 
@@ -122,7 +122,7 @@ class Refusal:
 
 class Admission:
     """Both limits together; either may be off (None). With `adaptive`, the in-flight cap
-    is the limit it finds (order_svc/adaptive.py), and Retry-After follows the drain rate."""
+    is the limit it finds (order_svc/api/adaptive.py), and Retry-After follows the drain rate."""
 
     def __init__(
         self,

@@ -33,7 +33,11 @@ from starlette.types import Receive, Scope, Send
 from eventing import tracing
 from eventing.logging import get_logger
 from eventing.settings import Settings
-from order_svc.admission import Admission, Refusal
+from order_svc import repository
+from order_svc.api.admission import Admission, Refusal
+from order_svc.api.limits import MAX_BODY_BYTES, MAX_KEY_LEN
+from order_svc.api.openapi import openapi_endpoint
+from order_svc.api.placer import Placer
 from order_svc.metrics import (
     ADMISSION_IN_FLIGHT,
     ADMISSION_LIMIT,
@@ -41,18 +45,13 @@ from order_svc.metrics import (
     HTTP_REQUESTS,
     HTTP_SECONDS,
 )
-from order_svc.openapi import openapi_endpoint
 from order_svc.placement import CheckoutRequest, IdempotencyConflict, UnknownSku
-from order_svc.placer import Placer
-from order_svc.repository import Q
 from order_svc.retention import beyond_retention, missing_order
 
-__all__ = ["MAX_BODY_BYTES", "POOL_WAIT_S", "CheckoutApi", "CheckoutApp", "create_app"]
+__all__ = ["POOL_WAIT_S", "CheckoutApi", "CheckoutApp", "create_app"]
 
 log = get_logger(__name__)
 
-MAX_BODY_BYTES = 64 * 1024
-_MAX_KEY_LEN = 255
 # How long a request may wait for a pooled connection before the API answers 503: a
 # database that slow is better reported than queued behind.
 POOL_WAIT_S = 5.0
@@ -148,9 +147,9 @@ class CheckoutApi:
         traceparent headers."""
         if body is None:
             return _error(413, "too_large", f"the body is over {MAX_BODY_BYTES} bytes")
-        if key is not None and not (0 < len(key) <= _MAX_KEY_LEN and key.isprintable()):
+        if key is not None and not (0 < len(key) <= MAX_KEY_LEN and key.isprintable()):
             return _invalid(
-                [("Idempotency-Key", f"must be 1 to {_MAX_KEY_LEN} printable characters")]
+                [("Idempotency-Key", f"must be 1 to {MAX_KEY_LEN} printable characters")]
             )
         try:
             req = CheckoutRequest.model_validate_json(body)
@@ -211,7 +210,7 @@ class CheckoutApi:
 
     def _get(self, order_id: uuid.UUID) -> dict[str, Any] | None:
         with self.pool.connection(timeout=POOL_WAIT_S) as conn:
-            return Q.one(conn, "get_order", {"order_id": order_id})
+            return repository.get_order(conn, order_id)
 
     async def show(self, request: Request) -> Response:
         raw = request.path_params["order_id"]
