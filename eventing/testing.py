@@ -707,7 +707,7 @@ class SagaHarness:
         conns = {name: s.conn for name, s in self._services.items()}
         t = build_trace(self.conn("order"), self.settings, order_id, conns)
         assert t is not None, f"order {order_id} unknown to the order service"
-        return t
+        return t.as_dict()
 
     def audit(self) -> AuditReport:
         """`saga audit` over the scratch databases, for a quiet system: every order that is

@@ -7,9 +7,9 @@ import uuid
 from typing import Any
 
 from eventing.logging import for_event, get_logger
-from eventing.queries import Queries
 from eventing.tx import Tx
 from fulfillment_svc.domain import Unserviceable, plan_shipment
+from fulfillment_svc.repository import decided_orders, insert_shipments
 from shared_events.envelope import Event
 from shared_events.fulfillment import (
     FulfillmentFailed,
@@ -22,7 +22,6 @@ from shared_events.payment import PaymentCharged
 __all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
-Q = Queries.load("fulfillment_svc")
 CONSUMES: frozenset[type[Event]] = frozenset({PaymentCharged})
 
 
@@ -73,10 +72,7 @@ def _decide(tx: Tx, e: PaymentCharged) -> tuple[Any, ...]:
 
 
 def handle(tx: Tx, events: list[Event]) -> None:
-    decided = {
-        r["order_id"]
-        for r in Q.all(tx.conn, "shipments_for_orders", {"order_ids": [e.order_id for e in events]})
-    }
+    decided = decided_orders(tx.conn, [e.order_id for e in events])
     rows = []
     for e in events:
         assert isinstance(e, PaymentCharged)
@@ -86,4 +82,4 @@ def handle(tx: Tx, events: list[Event]) -> None:
                 continue
             decided.add(e.order_id)
             rows.append(_decide(tx, e))
-    Q.copy(tx.conn, "copy_shipments", rows)
+    insert_shipments(tx.conn, rows)

@@ -13,10 +13,12 @@ import psycopg
 from eventing.queries import Queries
 from inventory_svc.domain import Level
 
+# The named queries themselves: other modules go through the functions below.
 Q = Queries.load("inventory_svc")
 Conn = psycopg.Connection[Any]
 
 __all__ = [
+    "ROLLUP_COMMITTED",
     "Book",
     "Q",
     "Reservation",
@@ -143,6 +145,11 @@ class Book:
                     "shipped": [r.shipped for r in rows.values()],
                 },
             )
+
+
+# Run on an archived reservations partition just before it is dropped: the committed
+# stock it holds is rolled up first (eventing.archive.ArchivedTable.before_drop).
+ROLLUP_COMMITTED: str = Q["rollup_committed"]
 
 
 def set_status(

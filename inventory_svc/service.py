@@ -5,7 +5,7 @@ from __future__ import annotations
 from eventing.archive import ArchivedTable
 from eventing.spec import PeriodicTask, ServiceSpec
 from inventory_svc.handlers import CONSUMES, handle, reap_lapsed_reservations
-from inventory_svc.repository import Q
+from inventory_svc.repository import ROLLUP_COMMITTED
 from shared_events.fulfillment import FulfillmentFailed
 from shared_events.payment import PaymentFailed
 
@@ -23,7 +23,7 @@ SPEC = ServiceSpec(
         ArchivedTable(
             "reservations",
             "t.status IN ('committed', 'released', 'expired')",
-            before_drop=Q["rollup_committed"],
+            before_drop=ROLLUP_COMMITTED,
         ),
     ),
 )

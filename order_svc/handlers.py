@@ -7,8 +7,6 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-from psycopg.types.json import Jsonb
-
 from eventing.logging import for_event, get_logger
 from eventing.tx import Tx
 from order_svc import repository as repo
@@ -21,7 +19,6 @@ from shared_events.order import OrderPlaced
 __all__ = ["CONSUMES", "handle"]
 
 log = get_logger(__name__)
-Q = repo.Q
 
 # The saga record holds every event of the order, whoever produced it.
 CONSUMES: frozenset[type[Event]] = frozenset(PRODUCER_OF)
@@ -29,20 +26,7 @@ CONSUMES: frozenset[type[Event]] = frozenset(PRODUCER_OF)
 
 def _start_from_event(tx: Tx, event: OrderPlaced) -> None:
     """Our own OrderPlaced is already recorded; one from another system starts a saga here."""
-    p = event.payload
-    details = {
-        "order_id": event.order_id,
-        "customer_id": p.customer_id,
-        "items": Jsonb([li.model_dump() for li in p.items]),
-        "total_minor": p.total_minor,
-        "currency": p.currency,
-        "card_token": p.card_token,
-        "ship_to": Jsonb(p.ship_to.model_dump(mode="json")),
-    }
-    created = Q.scalar(tx.conn, "insert_order_from_event", details)
-    if created is None:
-        Q.execute(tx.conn, "fill_order_details", details)  # fills a stub, if it is one
-    else:
+    if repo.start_from_event(tx.conn, event):
         with for_event(event):
             log.info("saga started from an OrderPlaced published by another system")
 

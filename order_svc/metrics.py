@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 from prometheus_client import Counter, Gauge, Histogram
 
-from order_svc.repository import Q
+from order_svc.repository import count_in_flight
 
 __all__ = [
     "ADMISSION_IN_FLIGHT",
@@ -30,7 +30,7 @@ SAGA_IN_FLIGHT = Gauge("saga_in_flight", "Sagas not yet terminal (PENDING or CAN
 
 
 def sample_in_flight(conn: psycopg.Connection[Any]) -> None:
-    SAGA_IN_FLIGHT.set(int(Q.scalar(conn, "count_in_flight")))
+    SAGA_IN_FLIGHT.set(count_in_flight(conn))
 
 
 # The checkout API (each API process serves its own at /metrics on the API port).

@@ -16,7 +16,12 @@ from pydantic import Field, model_validator
 
 from eventing import tracing
 from eventing.outbox import insert_outbox, row_for_event
-from order_svc.repository import Q, record_steps
+from order_svc.repository import (
+    copy_orders,
+    orders_by_idempotency_keys,
+    prices_for,
+    record_steps,
+)
 from shared_events.common import Address, LineItem, StockLine, check_unique_skus
 from shared_events.envelope import Contract
 from shared_events.ids import new_id
@@ -81,7 +86,7 @@ def _request_hash(req: CheckoutRequest) -> str:
 
 
 def _existing(conn: psycopg.Connection[Any], key: str, req_hash: str) -> PlacedOrder | None:
-    rows = Q.all(conn, "orders_by_idempotency_keys", {"keys": [key]})
+    rows = orders_by_idempotency_keys(conn, [key])
     if not rows:
         return None
     if rows[0]["request_hash"] != req_hash:
@@ -125,15 +130,12 @@ def place_orders(
     with conn.transaction():
         keys = [k for _, k in requests if k]
         known = (
-            {
-                r["idempotency_key"]: r
-                for r in Q.all(conn, "orders_by_idempotency_keys", {"keys": keys})
-            }
+            {r["idempotency_key"]: r for r in orders_by_idempotency_keys(conn, keys)}
             if keys
             else {}
         )
         skus = sorted({i.sku for req, _ in requests for i in req.items})
-        prices = {r["sku"]: r for r in Q.all(conn, "prices_for", {"skus": skus})}
+        prices = {r["sku"]: r for r in prices_for(conn, skus)}
         events: list[OrderPlaced] = []
         rows: list[tuple[Any, ...]] = []
         for n, ((req, key), req_hash) in enumerate(zip(requests, hashes, strict=True)):
@@ -195,7 +197,7 @@ def place_orders(
                     "request_hash": req_hash,
                 }
         if rows:
-            Q.copy(conn, "copy_orders", rows)
+            copy_orders(conn, rows)
         record_steps(conn, events)
         insert_outbox(conn, [row_for_event(e, events_topic("order")) for e in events])
     return [r for r in results if r is not None]

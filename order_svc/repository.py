@@ -9,15 +9,42 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from eventing.queries import Queries
 from order_svc.domain import COMPENSATIONS, Facts, Status
 from shared_events.envelope import Event
+from shared_events.order import OrderPlaced
 
+# The named queries themselves: other modules go through the functions below. (`Q` stays
+# importable until the last modules that still use it raw have moved to the functions.)
 Q = Queries.load("order_svc")
 Conn = psycopg.Connection[Any]
 
-__all__ = ["OrderState", "Q", "known_steps", "lock_orders", "record_steps", "write_orders"]
+__all__ = [
+    "OrderState",
+    "Q",
+    "admission_stats",
+    "bench_completions_between",
+    "bench_latency_ms",
+    "bench_outcomes",
+    "bench_progress",
+    "copy_orders",
+    "count_in_flight",
+    "get_order",
+    "known_steps",
+    "lock_orders",
+    "order_details",
+    "orders_by_idempotency_keys",
+    "orders_not_terminal",
+    "prices_for",
+    "record_steps",
+    "set_price",
+    "start_from_event",
+    "step_payloads",
+    "steps_of",
+    "write_orders",
+]
 
 
 @dataclass(frozen=True)
@@ -120,4 +147,104 @@ def step_payloads(conn: Conn, order_id: uuid.UUID, event_type: str) -> list[Any]
     return [r[0] for r in rows]
 
 
-__all__ += ["order_details", "step_payloads"]
+# -- placing orders ---------------------------------------------------------------------
+
+
+def prices_for(conn: Conn, skus: list[str]) -> list[dict[str, Any]]:
+    """The price list's rows (sku, price_minor, currency) of those of `skus` it has."""
+    return Q.all(conn, "prices_for", {"skus": skus})
+
+
+def set_price(conn: Conn, sku: str, price_minor: int, currency: str = "USD") -> None:
+    Q.execute(conn, "set_price", {"sku": sku, "price_minor": price_minor, "currency": currency})
+
+
+def orders_by_idempotency_keys(conn: Conn, keys: list[str]) -> list[dict[str, Any]]:
+    """Orders placed under these keys (idempotency_key, order_id, status, request_hash),
+    running or archived."""
+    return Q.all(conn, "orders_by_idempotency_keys", {"keys": keys})
+
+
+def copy_orders(conn: Conn, rows: Iterable[Sequence[Any]]) -> None:
+    """New order rows, in the columns of `copy_orders` (order_id, status, origin,
+    customer_id, items, total_minor, currency, card_token, ship_to, idempotency_key,
+    request_hash, seen)."""
+    Q.copy(conn, "copy_orders", rows)
+
+
+def start_from_event(conn: Conn, event: OrderPlaced) -> bool:
+    """The order row of an OrderPlaced another system published: created (True), or the
+    details filled into a stub an earlier event left (False; a full row stays as it is)."""
+    p = event.payload
+    details = {
+        "order_id": event.order_id,
+        "customer_id": p.customer_id,
+        "items": Jsonb([li.model_dump() for li in p.items]),
+        "total_minor": p.total_minor,
+        "currency": p.currency,
+        "card_token": p.card_token,
+        "ship_to": Jsonb(p.ship_to.model_dump(mode="json")),
+    }
+    if Q.scalar(conn, "insert_order_from_event", details) is not None:
+        return True
+    Q.execute(conn, "fill_order_details", details)  # fills a stub, if it is one
+    return False
+
+
+# -- reading the saga record --------------------------------------------------------------
+
+
+def get_order(conn: Conn, order_id: uuid.UUID) -> dict[str, Any] | None:
+    """The order as the service knows it, running or archived (None: no such order)."""
+    return Q.one(conn, "get_order", {"order_id": order_id})
+
+
+def steps_of(conn: Conn, order_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The order's recorded steps, in the order they happened."""
+    return Q.all(conn, "steps_of", {"order_id": order_id})
+
+
+def orders_not_terminal(conn: Conn, older_than_s: float, limit: int) -> list[dict[str, Any]]:
+    """Orders still PENDING or CANCELLING with no change for `older_than_s`, oldest first."""
+    return Q.all(conn, "orders_not_terminal", {"older_than_s": older_than_s, "limit": limit})
+
+
+def count_in_flight(conn: Conn) -> int:
+    """Sagas not yet terminal (PENDING or CANCELLING)."""
+    return int(Q.scalar(conn, "count_in_flight"))
+
+
+def admission_stats(conn: Conn, window_s: float) -> dict[str, Any] | None:
+    """What admission control steers by: in_flight, and the number (ended) and p99_s of the
+    sagas that ended in the last `window_s`."""
+    return Q.one(conn, "admission_stats", {"window_s": window_s})
+
+
+# -- a benchmark run's orders (`saga bench`: one customer id per run) ----------------------
+
+
+def bench_progress(conn: Conn, customer_id: str) -> dict[str, Any] | None:
+    """How many orders of the run were placed, and how many of them are terminal."""
+    return Q.one(conn, "bench_progress", {"customer_id": customer_id})
+
+
+def bench_latency_ms(conn: Conn, customer_id: str) -> dict[str, Any] | None:
+    """pcts (p50, p95, p99) and max_ms placed-to-terminal, first_placed, last_placed and
+    last_terminal of the run's finished orders."""
+    return Q.one(conn, "bench_latency_ms", {"customer_id": customer_id})
+
+
+def bench_completions_between(conn: Conn, customer_id: str, start: datetime, end: datetime) -> int:
+    """Orders of the run that became terminal between `start` and `end`."""
+    return int(
+        Q.scalar(
+            conn,
+            "bench_completions_between",
+            {"customer_id": customer_id, "start": start, "end": end},
+        )
+    )
+
+
+def bench_outcomes(conn: Conn, customer_id: str) -> list[dict[str, Any]]:
+    """The run's orders by status and cancel_reason (n), most frequent first."""
+    return Q.all(conn, "bench_outcomes", {"customer_id": customer_id})

@@ -5,9 +5,9 @@ from __future__ import annotations
 from eventing.archive import ArchivedTable
 from eventing.partitions import TimePartitioned
 from eventing.spec import ServiceSpec
+from order_svc.api.server import http_api
 from order_svc.domain import TERMINAL
 from order_svc.handlers import CONSUMES, handle
-from order_svc.http_server import http_api
 from order_svc.metrics import sample_in_flight
 
 __all__ = ["SPEC"]

@@ -115,7 +115,10 @@ def _on_fulfillment_failed(
     if payment is None or payment.status not in ("charged", CHARGING):
         log.info("nothing to refund", status=ledger.status(e.order_id))
         return None
-    refunds.append((e.order_id, payment.amount_minor, payment.currency))
+    # Refunded in the currency it was charged in (a charge always has one).
+    currency = payment.currency
+    assert currency is not None, f"payment of order {e.order_id} charged in no currency"
+    refunds.append((e.order_id, payment.amount_minor, currency))
 
     def finish(_: object, refunded: dict[uuid.UUID, GatewayResult]) -> None:
         result = refunded[e.order_id]
@@ -130,7 +133,7 @@ def _on_fulfillment_failed(
                 payment_id=payment.payment_id,
                 refund_id=refund.refund_id,
                 amount_minor=payment.amount_minor,
-                currency=payment.currency,
+                currency=currency,
                 reason="fulfillment_failed",
             ),
             cause=e,
@@ -151,13 +154,15 @@ def _on_released(tx: Tx, ledger: Ledger, e: InventoryReleased) -> None:
             "reservation lapsed after our answer; nothing to do", status=ledger.status(e.order_id)
         )
         return
+    # Payment never read the reservation (it would have answered it): nothing was to be
+    # charged, so there is no amount and no currency to record.
     ledger.add(
         Payment(
             e.order_id,
             uuid.uuid4(),
             "expired",
             0,
-            "USD",
+            None,
             detail="reservation lapsed before any charge",
         )
     )

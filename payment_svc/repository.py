@@ -10,10 +10,22 @@ import psycopg
 
 from eventing.queries import Queries
 
+# The named queries themselves: other modules go through the functions below.
 Q = Queries.load("payment_svc")
 Conn = psycopg.Connection[Any]
 
-__all__ = ["Ledger", "Payment", "Refund"]
+__all__ = [
+    "Ledger",
+    "Payment",
+    "Refund",
+    "gateway_active_fault",
+    "gateway_charge_answered",
+    "gateway_clear_fault",
+    "gateway_lock_keys",
+    "gateway_lookup_many",
+    "gateway_record_many",
+    "gateway_set_fault",
+]
 
 
 @dataclass
@@ -22,7 +34,7 @@ class Payment:
     payment_id: uuid.UUID
     status: str
     amount_minor: int
-    currency: str
+    currency: str | None  # None: no amount was ever to be charged (see _on_released)
     gateway_ref: str | None = None
     detail: str | None = None
     new: bool = False
@@ -100,3 +112,58 @@ class Ledger:
             Q.execute(conn, "mark_refunded_many", {"order_ids": [r.order_id for r in self.refunds]})
         if self.settled:
             Q.execute(conn, "mark_settled_many", {"order_ids": self.settled})
+
+
+# -- the simulated payment gateway's own tables (payment_svc.gateway) ----------------------
+
+
+def gateway_active_fault(conn: Conn) -> dict[str, Any] | None:
+    """The fault injected into the gateway now (mode, latency_ms, until), if any."""
+    return Q.one(conn, "gateway_active_fault")
+
+
+def gateway_set_fault(conn: Conn, mode: str, for_s: float, latency_ms: int = 0) -> None:
+    Q.execute(conn, "gateway_set_fault", {"mode": mode, "for_s": for_s, "latency_ms": latency_ms})
+
+
+def gateway_clear_fault(conn: Conn) -> None:
+    Q.execute(conn, "gateway_clear_fault")
+
+
+def gateway_lock_keys(conn: Conn, keys: list[str]) -> None:
+    """Lock the idempotency keys until the transaction ends (in sorted order: no deadlocks)."""
+    Q.execute(conn, "gateway_lock_keys", {"keys": keys})
+
+
+def gateway_record_many(
+    conn: Conn,
+    kinds: list[str],
+    order_ids: list[uuid.UUID],
+    keys: list[str],
+    amounts: list[int],
+    currencies: list[str],
+    outcomes: list[str],
+) -> None:
+    """Ledger entries, one per key (parallel sequences); a key already recorded is kept."""
+    Q.execute(
+        conn,
+        "gateway_record_many",
+        {
+            "kinds": kinds,
+            "order_ids": order_ids,
+            "keys": keys,
+            "amounts": amounts,
+            "currencies": currencies,
+            "outcomes": outcomes,
+        },
+    )
+
+
+def gateway_lookup_many(conn: Conn, keys: list[str]) -> list[dict[str, Any]]:
+    """The ledger entries of these keys (idempotency_key, id, outcome)."""
+    return Q.all(conn, "gateway_lookup_many", {"keys": keys})
+
+
+def gateway_charge_answered(conn: Conn, order_id: uuid.UUID) -> bool:
+    """Whether the gateway answered a charge for the order (by its idempotency key)."""
+    return Q.scalar(conn, "gateway_charge_answered", {"order_id": order_id}) is not None

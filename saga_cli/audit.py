@@ -47,7 +47,7 @@ from saga_cli.audit_rules import (
 from saga_cli.db import connect
 from shared_events.envelope import utcnow
 
-__all__ = ["AuditReport", "SchemaMissing", "run_audit"]
+__all__ = ["AuditReport", "IdleOrder", "SchemaMissing", "run_audit"]
 
 Q = Queries.load("saga_cli", "sql/audit.sql")
 _RECHECK_EVERY_S = 0.25
@@ -204,12 +204,37 @@ def _evaluate(s: _Snapshot, older_than_s: float) -> list[Violation]:
     return [_with_dlq_hint(v, s) for v in found]
 
 
+@dataclass(frozen=True)
+class IdleOrder:
+    """A saga that is not terminal and has been idle for the threshold or longer, with
+    what it waits on and the audit's verdict on it."""
+
+    order_id: OrderId
+    status: str
+    idle_s: float  # rounded to a tenth of a second
+    waiting_for: tuple[str, ...]
+    blocked_on: tuple[Blocker, ...]
+    unsent_outbox: tuple[Unsent, ...]
+    verdict: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "order_id": self.order_id,
+            "status": self.status,
+            "idle_s": self.idle_s,
+            "waiting_for": list(self.waiting_for),
+            "blocked_on": [b.as_dict() for b in self.blocked_on],
+            "unsent_outbox": [u.as_dict() for u in self.unsent_outbox],
+            "verdict": self.verdict,
+        }
+
+
 @dataclass
 class AuditReport:
     orders_checked: int
     skus_checked: int
     violations: list[Violation]
-    stuck: list[dict[str, Any]]
+    stuck: list[IdleOrder]
     older_than_s: float
     rechecked: int = 0
 
@@ -220,13 +245,13 @@ class AuditReport:
             "older_than_s": self.older_than_s,
             "rechecked": self.rechecked,
             "violations": [v.as_dict() for v in self.violations],
-            "stuck": self.stuck,
+            "stuck": [s.as_dict() for s in self.stuck],
         }
 
 
 def _stuck(
     cfg: Settings, s: _Snapshot, older_than_s: float, liveness: set[OrderId]
-) -> list[dict[str, Any]]:
+) -> list[IdleOrder]:
     idle = {oid: v for oid, v in s.idle.items() if v[1] >= older_than_s}
     if not idle:
         return []
@@ -245,15 +270,15 @@ def _stuck(
         else:
             verdict = "retrying: not quiet yet"
         out.append(
-            {
-                "order_id": oid,
-                "status": status,
-                "idle_s": round(idle_s, 1),
-                "waiting_for": awaiting(Facts.of(steps.get(oid, []))),
-                "blocked_on": [b.as_dict() for b in blockers],
-                "unsent_outbox": [u.as_dict() for u in s.unsent.get(oid, [])],
-                "verdict": verdict,
-            }
+            IdleOrder(
+                order_id=oid,
+                status=status,
+                idle_s=round(idle_s, 1),
+                waiting_for=tuple(awaiting(Facts.of(steps.get(oid, [])))),
+                blocked_on=tuple(blockers),
+                unsent_outbox=tuple(s.unsent.get(oid, [])),
+                verdict=verdict,
+            )
         )
     return out
 

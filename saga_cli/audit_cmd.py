@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from typing import Any
 
 import click
 
-from saga_cli.audit import AuditReport, SchemaMissing, run_audit
+from saga_cli.audit import AuditReport, IdleOrder, SchemaMissing, run_audit
 from saga_cli.db import settings
 from saga_cli.durations import as_seconds
 
@@ -106,18 +105,18 @@ def _more(n: int) -> list[str]:
     return [f"  ... and {n - _SHOWN} more: saga audit --json lists them all"] if n > _SHOWN else []
 
 
-def _stuck_line(s: dict[str, Any]) -> str:
-    lines = [f"  {s['order_id']}  {s['status']:<10} idle {s['idle_s']:.0f}s  {s['verdict']}"]
-    lines += [f"      waiting for {w}" for w in s["waiting_for"]]
-    for b in s["blocked_on"]:
+def _stuck_line(s: IdleOrder) -> str:
+    lines = [f"  {s.order_id}  {s.status:<10} idle {s.idle_s:.0f}s  {s.verdict}"]
+    lines += [f"      waiting for {w}" for w in s.waiting_for]
+    for b in s.blocked_on:
         lines.append(
-            f"      {b['dlq_id']} {b['state']}: {b['event_type'] or '(poison)'}, "
-            f"{b['attempts']} attempt(s){': ' + b['error'] if b['error'] else ''}"
+            f"      {b.dlq_id} {b.state}: {b.event_type or '(poison)'}, "
+            f"{b.attempts} attempt(s){': ' + b.error if b.error else ''}"
         )
-        if b["state"] == "dead":
-            lines.append(f"        once fixed: saga dlq redrive {b['dlq_id']}")
+        if b.state == "dead":
+            lines.append(f"        once fixed: saga dlq redrive {b.dlq_id}")
     lines += [
-        f"      {u['count']} unpublished outbox row(s) in {u['service']} for {u['age_s']:.0f}s"
-        for u in s["unsent_outbox"]
+        f"      {u.count} unpublished outbox row(s) in {u.service} for {round(u.age_s, 1):.0f}s"
+        for u in s.unsent_outbox
     ]
     return "\n".join(lines)

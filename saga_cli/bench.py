@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 
 from eventing.settings import Settings
-from order_svc.repository import Q
+from order_svc import repository as order_repo
 from saga_cli.bench_client import Connection
 
 __all__ = ["LoadResult", "Progress", "drive", "measure"]
@@ -135,7 +135,7 @@ def body(customer_id: str, sku: str, card: str = "tok_ok", country: str = "US") 
 
 def progress_of(cfg: Settings, customer_id: str) -> tuple[int, int]:
     with psycopg.connect(cfg.dsn("order"), autocommit=True) as conn:
-        row = Q.one(conn, "bench_progress", {"customer_id": customer_id})
+        row = order_repo.bench_progress(conn, customer_id)
     assert row is not None
     return int(row["placed"]), int(row["terminal"])
 
@@ -143,7 +143,7 @@ def progress_of(cfg: Settings, customer_id: str) -> tuple[int, int]:
 def measure(cfg: Settings, customer_id: str, accepted: int) -> dict[str, Any]:
     """Throughput and latency of one run, from the order service's saga record."""
     with psycopg.connect(cfg.dsn("order"), autocommit=True) as conn:
-        row = Q.one(conn, "bench_latency_ms", {"customer_id": customer_id})
+        row = order_repo.bench_latency_ms(conn, customer_id)
         assert row is not None and row["pcts"] is not None, "no order of this run finished"
         first, last_placed, last_done = (
             row["first_placed"],
@@ -155,15 +155,13 @@ def measure(cfg: Settings, customer_id: str, accepted: int) -> dict[str, Any]:
         window_start = first + span / 10
         sustained_s = (last_placed - window_start).total_seconds()
         if sustained_s >= 5:
-            done = Q.scalar(
-                conn,
-                "bench_completions_between",
-                {"customer_id": customer_id, "start": window_start, "end": last_placed},
+            done = order_repo.bench_completions_between(
+                conn, customer_id, window_start, last_placed
             )
             sustained = done / sustained_s
         else:  # too short a run for a steady window: the whole run
             sustained = accepted / max((last_done - first).total_seconds(), 1e-3)
-        outcomes = Q.all(conn, "bench_outcomes", {"customer_id": customer_id})
+        outcomes = order_repo.bench_outcomes(conn, customer_id)
     p50, p95, p99 = row["pcts"]
     return {
         "sagas_per_s": round(sustained, 1),

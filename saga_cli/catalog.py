@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from eventing.maintenance import prepare_database
 from eventing.settings import Settings
 from inventory_svc.repository import set_stock
-from order_svc.repository import Q as ORDER_Q
+from order_svc.repository import set_price
 from saga_cli.db import connect
 
 __all__ = ["DEMO_CATALOG", "CatalogItem", "ensure_schemas", "set_item"]
@@ -43,8 +43,6 @@ def set_item(
         if price_minor < 0:
             raise ValueError(f"price for {sku} must be >= 0 minor units, got {price_minor}")
         with connect("order", cfg) as conn:
-            ORDER_Q.execute(
-                conn, "set_price", {"sku": sku, "price_minor": price_minor, "currency": "USD"}
-            )
+            set_price(conn, sku, price_minor, "USD")
     with connect("inventory", cfg) as conn:
         return set_stock(conn, sku, qty, reason)

@@ -8,7 +8,7 @@ import re
 import click
 
 from inventory_svc.repository import stock_levels
-from order_svc.repository import Q as ORDER_Q
+from order_svc.repository import prices_for
 from saga_cli.catalog import DEMO_CATALOG, ensure_schemas, set_item
 from saga_cli.db import connect, settings
 
@@ -62,7 +62,7 @@ def stock_set(sku: str, qty: int, price_minor: int | None, as_json: bool) -> Non
     ensure_schemas(cfg)
     if price_minor is None:
         with connect("order", cfg) as conn:
-            known = ORDER_Q.all(conn, "prices_for", {"skus": [sku]})
+            known = prices_for(conn, [sku])
         if not known:
             raise click.UsageError(f"{sku} has no price yet: give one with --price MINOR_UNITS")
     try:
@@ -85,10 +85,7 @@ def stock_list(as_json: bool) -> None:
     with connect("inventory", cfg) as conn:
         levels = stock_levels(conn)
     with connect("order", cfg) as conn:
-        prices = {
-            r["sku"]: r["price_minor"]
-            for r in ORDER_Q.all(conn, "prices_for", {"skus": [r["sku"] for r in levels]})
-        }
+        prices = {r["sku"]: r["price_minor"] for r in prices_for(conn, [r["sku"] for r in levels])}
     for row in levels:
         row["price_minor"] = prices.get(row["sku"])
     if as_json:

@@ -9,12 +9,11 @@ from pathlib import Path
 import click
 
 from eventing.settings import SERVICES
-from order_svc.domain import is_terminal
 from order_svc.placement import CheckoutRequest, place_order
 from saga_cli.background import background_services
 from saga_cli.catalog import ensure_schemas
 from saga_cli.db import connect, settings
-from saga_cli.trace import build_trace, render_trace
+from saga_cli.trace import Trace, build_trace, render_trace
 
 __all__ = ["demo"]
 
@@ -58,14 +57,14 @@ PATHS = (
 )
 
 
-def _wait_terminal(order_id: uuid.UUID, timeout_s: float) -> dict[str, object]:
+def _wait_terminal(order_id: uuid.UUID, timeout_s: float) -> Trace:
     cfg = settings()
     deadline = time.monotonic() + timeout_s
     with connect("order", cfg) as conn:
         while True:
             t = build_trace(conn, cfg, order_id)
             assert t is not None
-            if is_terminal(t["status"]) or time.monotonic() > deadline:
+            if t.terminal or time.monotonic() > deadline:
                 return t
             time.sleep(0.2)
 
@@ -99,7 +98,7 @@ def demo(timeout: float, keep_running: bool) -> None:
             t = _wait_terminal(order_id, timeout)
             click.secho(f"\n== {name}: {what}", bold=True)
             click.echo(render_trace(t))
-            failed |= not is_terminal(str(t["status"]))
+            failed |= not t.terminal
     click.echo("\nmore: saga trace ORDER_ID --json | saga trace --stuck | saga stock list")
     if failed:
         raise click.ClickException(f"an order did not finish within {timeout:.0f}s; see {log_path}")

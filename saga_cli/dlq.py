@@ -20,8 +20,8 @@ import click
 import psycopg
 
 from eventing.outbox import decode_headers
-from eventing.queries import Queries
 from eventing.settings import SERVICES, Settings
+from saga_cli import queries
 from saga_cli.db import connect
 from shared_events.topics import dlq_topic
 
@@ -34,9 +34,6 @@ __all__ = [
     "redrive_one",
     "show_entry",
 ]
-
-RUNTIME_Q = Queries.load("eventing")
-Q = Queries.load("saga_cli", "sql/dlq.sql")
 
 
 class DlqIdError(ValueError):
@@ -106,7 +103,7 @@ def list_entries(
     for service in services:
         try:
             with connect(service, cfg) as conn:
-                rows = RUNTIME_Q.all(conn, "dlq_list", {"include_retrying": include_retrying})
+                rows = queries.dlq_list(conn, include_retrying)
         except click.ClickException as exc:
             errors[service] = exc.message
             continue
@@ -141,15 +138,15 @@ def show_entry(cfg: Settings, dlq_id: DlqId) -> dict[str, Any]:
     """Everything about one entry, the original message included; LookupError if absent."""
     with connect(dlq_id.service, cfg) as conn:
         try:
-            row = RUNTIME_Q.one(conn, "dlq_get", {"seq": dlq_id.seq})
+            row = queries.dlq_get(conn, dlq_id.seq)
         except psycopg.errors.UndefinedTable:
             raise LookupError(
                 f"the {dlq_id.service} database has no runtime tables yet: the service never "
                 f"ran against it, so there is no {dlq_id}"
             ) from None
         if row is None:
-            raise LookupError(_unknown(dlq_id, Q.scalar(conn, "dlq_seq_issued")))
-        held = Q.scalar(conn, "dlq_held_behind", {"order_id": row["order_id"], "seq": row["seq"]})
+            raise LookupError(_unknown(dlq_id, queries.dlq_seq_issued(conn)))
+        held = queries.dlq_held_behind(conn, row["order_id"], row["seq"])
     entry = _entry(dlq_id.service, row)
     key = bytes(row["key"]) if row["key"] is not None else None
     value = bytes(row["value"]) if row["value"] is not None else None
@@ -214,14 +211,14 @@ def redrive_one(cfg: Settings, dlq_id: DlqId) -> Redrive:
     """Put one dead entry back; a repeat is a no-op; LookupError if it never existed."""
     with connect(dlq_id.service, cfg) as conn:
         try:
-            rows = RUNTIME_Q.all(conn, "dlq_redrive", {"seq": dlq_id.seq, "all": False})
+            rows = queries.dlq_redrive_one(conn, dlq_id.seq)
         except psycopg.errors.UndefinedTable:
             raise LookupError(
                 f"the {dlq_id.service} database has no runtime tables yet: there is no {dlq_id}"
             ) from None
         if rows:
             return _redriven(dlq_id.service, rows[0])
-        row = RUNTIME_Q.one(conn, "dlq_get", {"seq": dlq_id.seq})
+        row = queries.dlq_get(conn, dlq_id.seq)
         if row is not None:
             due = row["next_attempt_at"].strftime("%H:%M:%S")
             return Redrive(
@@ -232,7 +229,7 @@ def redrive_one(cfg: Settings, dlq_id: DlqId) -> Redrive:
                 f"not dead but {row['state']} (attempt {row['attempts']}, next try at "
                 f"{due} UTC): already queued for processing, nothing to do",
             )
-        issued = Q.scalar(conn, "dlq_seq_issued")
+        issued = queries.dlq_seq_issued(conn)
     if issued is not None and dlq_id.seq <= issued:
         return Redrive(dlq_id, "gone", note=_unknown(dlq_id, issued))
     raise LookupError(_unknown(dlq_id, issued))
@@ -244,7 +241,7 @@ def redrive_all(cfg: Settings, services: tuple[str, ...] = SERVICES) -> list[Red
     for service in services:
         with connect(service, cfg) as conn:
             try:
-                rows = RUNTIME_Q.all(conn, "dlq_redrive", {"seq": None, "all": True})
+                rows = queries.dlq_redrive_all(conn)
             except psycopg.errors.UndefinedTable:
                 continue
         done.extend(_redriven(service, r) for r in rows)

@@ -15,15 +15,14 @@ from typing import Any
 import click
 import psycopg
 
-from eventing.queries import Queries
 from payment_svc.gateway import clear_fault, set_fault
 from saga_cli.catalog import ensure_schemas
 from saga_cli.db import connect, settings
 from saga_cli.durations import as_seconds, format_duration
+from saga_cli.queries import fault_status
 
 __all__ = ["fault"]
 
-Q = Queries.load("saga_cli", "sql/fault.sql")
 _MAX_S = 24 * 3600.0
 
 
@@ -37,7 +36,7 @@ def _payment_db() -> Iterator[psycopg.Connection[Any]]:
 
 
 def _gateway_state(conn: psycopg.Connection[Any]) -> dict[str, Any]:
-    row = Q.one(conn, "fault_status")
+    row = fault_status(conn)
     if row is None or not row["active"]:
         return {
             "target": "payment-gateway",

@@ -9,7 +9,7 @@ import click
 from pydantic import ValidationError
 
 from order_svc.placement import CheckoutRequest, IdempotencyConflict, UnknownSku, place_order
-from order_svc.repository import Q
+from order_svc.repository import get_order
 from saga_cli.catalog import ensure_schemas
 from saga_cli.db import connect, settings
 
@@ -105,7 +105,7 @@ def place(
 def show(order_id: uuid.UUID, as_json: bool) -> None:
     """The order as the order service knows it."""
     with connect("order") as conn:
-        row = Q.one(conn, "get_order", {"order_id": order_id})
+        row = get_order(conn, order_id)
     if row is None:
         raise click.ClickException(f"no order {order_id}")
     if as_json:

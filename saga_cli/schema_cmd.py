@@ -38,7 +38,7 @@ def asyncapi_json() -> str:
 
 
 def openapi_json() -> str:
-    from order_svc.openapi import openapi_document
+    from order_svc.api.openapi import openapi_document
 
     return render(openapi_document())
 

@@ -8,7 +8,6 @@ import uuid
 
 import click
 
-from order_svc.domain import is_terminal
 from order_svc.retention import missing_order
 from saga_cli.db import connect, settings
 from saga_cli.durations import as_seconds, format_duration
@@ -50,23 +49,22 @@ def trace(
         with connect("order", cfg) as conn:
             rows = stuck_orders(conn, cfg, older_than_s)
         if as_json:
-            click.echo(json.dumps({"stuck": rows}))
+            click.echo(json.dumps({"stuck": [r.as_dict() for r in rows]}))
             return
         if not rows:
             click.echo(f"no saga without progress for {format_duration(older_than_s)}")
         for r in rows:
             click.echo(
-                f"{r['order_id']}  {r['status']:<10} {r['waiting_s']:>7.1f}s  "
-                f"{' | '.join(r['waiting_for'])}"
+                f"{r.order_id}  {r.status:<10} {r.waiting_s:>7.1f}s  {' | '.join(r.waiting_for)}"
             )
-            for b in r["blocked_on"]:
-                if b["state"] == "dead":
+            for b in r.blocked_on:
+                if b.state == "dead":
                     click.echo(
-                        f"    blocked on DLQ entry {b['dlq_id']} ({b['event_type'] or 'poison'}): "
-                        f"{b['last_error']}\n    once fixed: saga dlq redrive {b['dlq_id']}"
+                        f"    blocked on DLQ entry {b.dlq_id} ({b.event_type or 'poison'}): "
+                        f"{b.last_error}\n    once fixed: saga dlq redrive {b.dlq_id}"
                     )
-                elif not b["queued_behind"]:
-                    click.echo(f"    {b['dlq_id']} retrying (attempt {b['attempts']})")
+                elif not b.queued_behind:
+                    click.echo(f"    {b.dlq_id} retrying (attempt {b.attempts})")
         return
     if order_id is None:
         raise click.UsageError("give an ORDER_ID, or --stuck")
@@ -75,24 +73,23 @@ def trace(
         if t is None:
             raise click.ClickException(missing_order(order_id, cfg))
         if not follow:
-            click.echo(json.dumps(t) if as_json else render_trace(t))
+            click.echo(json.dumps(t.as_dict()) if as_json else render_trace(t))
             return
         # One line per step as it happens; the status and what is awaited when it changes.
         shown, said = 0, ""
         if not as_json:
             click.echo(COLUMNS)
         while True:
-            for e in t["events"][shown:]:
-                click.echo(json.dumps(e) if as_json else render_event(e))
-            shown = len(t["events"])
-            state = render_status(t) + " | waiting for: " + "; ".join(t["waiting_for"])
-            terminal = is_terminal(t["status"])
+            for e in t.events[shown:]:
+                click.echo(json.dumps(e.as_dict()) if as_json else render_event(e))
+            shown = len(t.events)
+            state = render_status(t) + " | waiting for: " + "; ".join(t.waiting_for)
             if not as_json and state != said:
-                click.echo(render_status(t) if terminal else f"  ... {state}")
+                click.echo(render_status(t) if t.terminal else f"  ... {state}")
                 said = state
-            if terminal:
+            if t.terminal:
                 if as_json:
-                    click.echo(json.dumps({k: v for k, v in t.items() if k != "events"}))
+                    click.echo(json.dumps(t.as_dict(events=False)))
                 return
             time.sleep(0.5)
             new = build_trace(conn, cfg, order_id)

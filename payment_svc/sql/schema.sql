@@ -7,7 +7,8 @@ CREATE TABLE payments (
     -- charged: the reservation lapsed)
     status         text NOT NULL,
     amount_minor   bigint NOT NULL CHECK (amount_minor >= 0),
-    currency       text NOT NULL,
+    -- NULL: nothing was ever to be charged (a reservation lapsed before payment read it)
+    currency       text,
     gateway_ref    text,
     detail         text,
     created_at     timestamptz NOT NULL DEFAULT now(),

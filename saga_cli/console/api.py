@@ -78,7 +78,7 @@ def order_timeline(request: Request) -> JSONResponse:
         t = build_trace(conn, c.cfg, order_id, runtime)
     if t is None:
         return error(404, "not_found", missing_order(order_id, c.cfg))
-    return JSONResponse(t)
+    return JSONResponse(t.as_dict())
 
 
 def stuck(request: Request) -> JSONResponse:
@@ -90,7 +90,7 @@ def stuck(request: Request) -> JSONResponse:
         return error(400, "bad_request", str(exc))
     with c.dbs.connection("order") as conn:
         rows = stuck_orders(conn, c.cfg, older_than_s)
-    return JSONResponse({"older_than_s": older_than_s, "stuck": rows})
+    return JSONResponse({"older_than_s": older_than_s, "stuck": [r.as_dict() for r in rows]})
 
 
 def dlq_list(request: Request) -> JSONResponse:

@@ -263,7 +263,7 @@ def trace(settings: Settings, order_id: uuid.UUID) -> dict[str, Any]:
     with connect(settings, "order") as conn:
         t = build_trace(conn, settings, order_id)
     assert t is not None, f"order {order_id} unknown to the order service"
-    return t
+    return t.as_dict()
 
 
 def wait_terminal(settings: Settings, order_id: uuid.UUID, timeout: float = 60) -> dict[str, Any]:

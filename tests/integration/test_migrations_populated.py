@@ -118,15 +118,15 @@ def test_order_database(old_db: tuple[str, psycopg.Connection[Any]], settings: S
     from saga_cli.trace import build_trace
 
     trace = build_trace(conn, cfg, done)
-    assert trace is not None and len(trace["events"]) == 4
+    assert trace is not None and len(trace.events) == 4
     # The ended order moves to the archive, and reads the same from there.
     from order_svc.service import SPEC
 
     with conn.transaction():
         assert move_settled(conn, SPEC.archives[0], cfg.archive_after_s) == 1
     archived = build_trace(conn, cfg, done)
-    assert archived is not None and archived["archived_at"] is not None
-    assert archived["status"] == "COMPLETED" and len(archived["events"]) == 4
+    assert archived is not None and archived.archived_at is not None
+    assert archived.status == "COMPLETED" and len(archived.events) == 4
     # And the service carries on: a new step goes to a new partition.
     from order_svc.repository import record_steps
     from shared_events.inventory import InventoryReleased, InventoryReleasedPayload

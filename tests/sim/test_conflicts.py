@@ -11,7 +11,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from eventing.testing import SagaHarness
-from saga_cli.trace import render_trace
+from saga_cli.trace import build_trace, render_trace
 from shared_events.common import Address, LineItem
 from shared_events.ids import new_id
 from shared_events.order import OrderPlaced, OrderPlacedPayload
@@ -78,7 +78,9 @@ def test_a_conflicting_order_placed_is_set_aside_and_the_first_wins(h: SagaHarne
     # a line in the trace
     [conflict] = t["conflicts"]
     assert conflict["dlq_id"] == f"order:{dead['seq']}" and t["blocked_on"] == []
-    assert f"set aside a conflicting OrderPlaced as order:{dead['seq']}" in render_trace(t)
+    typed = build_trace(h.conn("order"), h.settings, first.order_id)
+    assert typed is not None and [c.dlq_id for c in typed.conflicts] == [conflict["dlq_id"]]
+    assert f"set aside a conflicting OrderPlaced as order:{dead['seq']}" in render_trace(typed)
 
     # a finding of the audit, until acknowledged
     [finding] = h.audit().violations

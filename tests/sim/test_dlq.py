@@ -119,7 +119,7 @@ def test_a_refund_dead_lettered_in_an_outage_is_redriven_once_and_refunds_once(
     report = h.audit()
     assert report.violations == []
     [stuck] = report.stuck
-    assert entry["id"] in stuck["verdict"]
+    assert entry["id"] in stuck.verdict
 
     h.gateway("up")
     # Two operators redrive at once: one puts it back, the other finds nothing to do.

@@ -212,7 +212,7 @@ def test_gateway_down_past_the_budget_waits_on_a_dead_letter_until_redriven(
     report = h.audit()  # waiting on a named dead letter is not a violation
     assert report.violations == []
     [stuck] = report.stuck
-    assert f"payment:{dead['seq']}" in stuck["verdict"]
+    assert f"payment:{dead['seq']}" in stuck.verdict
 
     h.gateway("up")
     assert len(h.redrive()) == 1

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import structlog
 from click.testing import CliRunner
 
 from eventing.testing import SagaHarness
+from saga_cli import simulate_cmd
 from saga_cli.simulate import SeedResult, run_seed
 from saga_cli.simulate_cmd import simulate
 
@@ -66,8 +68,20 @@ def test_a_seed_replays_exactly_whatever_ran_before(checkout: SagaHarness) -> No
 
 
 @pytest.fixture
-def quiet_cli() -> Iterator[None]:
-    """The command turns logging down for the process: put it back for the other tests."""
+def quiet_cli(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The command turns logging down for the process: put it back for the other tests.
+
+    Its configuration caches each logger on first use, with the processors and level of
+    that moment: a logger first used in here would keep logging at CRITICAL, past
+    `structlog.testing.capture_logs`, in every later test of the session. So the command
+    configures logging as it does, but without that cache."""
+    real = simulate_cmd.configure_logging
+
+    def uncached(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        structlog.configure(cache_logger_on_first_use=False)
+
+    monkeypatch.setattr(simulate_cmd, "configure_logging", uncached)
     yield
     structlog.reset_defaults()
 
