@@ -166,7 +166,10 @@ def _flash_verdict(
     type=click.FloatRange(min=1),
     default=3000.0,
     show_default=True,
-    help="With --curve: what the peak probe offers (well above what the system takes).",
+    help=(
+        "With --curve: what the first peak probe offers (well above what the system takes);"
+        " a second one offers 1.5x what the first completed."
+    ),
 )
 @click.option(
     "--out",

@@ -1,7 +1,9 @@
 """`saga bench --curve`: the sustained peak of this machine, then the system at fractions of it.
 
 First a probe offers far more than the system can take (admission control refuses the
-surplus), and what it completes per second is the sustained peak. Then each point offers a
+surplus). Refusing a surplus many times the peak costs CPU the sagas need when the load
+client and the API share the machine's cores, so a second probe offers 1.5x what the first
+completed; the better of the two is the sustained peak. Then each point offers a
 fraction of that peak for the same time, and reports what a user sees at that load:
 completed sagas/s, latency p50/p95/p99 (placed to terminal, from the saga record), the
 checkouts refused, and CPU per saga by component. Every run is measured on the same
@@ -24,6 +26,9 @@ from saga_cli.cpu import cpu_seconds
 __all__ = ["CurvePlan", "run_curve"]
 
 Groups = dict[str, int | tuple[int, ...] | None]
+# The second probe offers this much more than the first completed: above the peak, so
+# admission control still refuses some, but not a surplus that starves the sagas of CPU.
+PEAK_REPROBE = 1.5
 
 
 @dataclass(frozen=True)
@@ -86,14 +91,30 @@ def _point(
     return point
 
 
+def _probe(
+    cfg: Settings,
+    url: str,
+    rate: float,
+    plan: CurvePlan,
+    groups: Groups,
+    say: Callable[[str], None],
+) -> dict[str, Any]:
+    say(f"finding the sustained peak: offering {rate:.0f}/s for {plan.step_s:.0f}s")
+    probe = _point(cfg, url, rate, plan, groups, say, "peak probe")
+    if float(probe.get("sagas_per_s", 0.0)) <= 0:
+        raise RuntimeError(f"the peak probe completed nothing: {probe}")
+    return {"offered_rate": round(rate, 1), **probe}
+
+
 def run_curve(
     cfg: Settings, url: str, plan: CurvePlan, groups: Groups, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    say(f"finding the sustained peak: offering {plan.probe_rate:.0f}/s for {plan.step_s:.0f}s")
-    probe = _point(cfg, url, plan.probe_rate, plan, groups, say, "peak probe")
-    peak = float(probe.get("sagas_per_s", 0.0))
-    if peak <= 0:
-        raise RuntimeError(f"the peak probe completed nothing: {probe}")
+    probe = _probe(cfg, url, plan.probe_rate, plan, groups, say)
+    nearer = PEAK_REPROBE * float(probe["sagas_per_s"])
+    if nearer < plan.probe_rate:
+        second = _probe(cfg, url, nearer, plan, groups, say)
+        probe = max(probe, second, key=lambda p: float(p["sagas_per_s"]))
+    peak = float(probe["sagas_per_s"])
     points = []
     for fraction in plan.fractions:
         rate = peak * fraction

@@ -14,14 +14,21 @@ import psycopg
 __all__ = ["database_bytes", "largest_tables"]
 
 _LARGEST = """
-SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END,
-       CASE WHEN c.relkind = 'p'
-            THEN (SELECT coalesce(sum(pg_total_relation_size(t.relid)), 0)
-                  FROM pg_partition_tree(c.oid) t)
-            ELSE pg_total_relation_size(c.oid) END::bigint AS bytes
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'
+SELECT name, bytes FROM (
+    SELECT CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END
+               AS name,
+           CASE WHEN c.relkind = 'p'
+                THEN (SELECT sum(pg_total_relation_size(t.relid))
+                      FROM pg_partition_tree(c.oid) t)
+                ELSE pg_total_relation_size(c.oid) END::bigint AS bytes
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p', 'm') AND NOT c.relispartition
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+      AND n.nspname NOT LIKE 'pg_toast%%'
+) sized
+-- A partition that maintenance detaches and drops while this runs is still in the catalog
+-- snapshot but gone from disk: its size is NULL, and it is no table to report.
+WHERE bytes IS NOT NULL
 ORDER BY bytes DESC, 1
 LIMIT %(top)s
 """
