@@ -132,6 +132,8 @@ def test_two_instances_of_every_service_survive_instance_kills(
     result: dict[str, Any] = {**report.as_dict(), "kafka": check.as_dict()}
     text = json.dumps(result, indent=2)
     print(f"\nscale-out report:\n{text}")
+    # On containers (SAGA_TEST_INFRA=containers) no local stack made the directory.
+    Path(settings.stack_dir).mkdir(parents=True, exist_ok=True)
     Path(settings.stack_dir, "scale-out-instances.json").write_text(text)
     assert check.missing == []
     assert check.out_of_order == []
