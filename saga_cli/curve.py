@@ -91,28 +91,20 @@ def _point(
     return point
 
 
-def _probe(
-    cfg: Settings,
-    url: str,
-    rate: float,
-    plan: CurvePlan,
-    groups: Groups,
-    say: Callable[[str], None],
-) -> dict[str, Any]:
-    say(f"finding the sustained peak: offering {rate:.0f}/s for {plan.step_s:.0f}s")
-    probe = _point(cfg, url, rate, plan, groups, say, "peak probe")
-    if float(probe.get("sagas_per_s", 0.0)) <= 0:
-        raise RuntimeError(f"the peak probe completed nothing: {probe}")
-    return {"offered_rate": round(rate, 1), **probe}
-
-
 def run_curve(
     cfg: Settings, url: str, plan: CurvePlan, groups: Groups, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    probe = _probe(cfg, url, plan.probe_rate, plan, groups, say)
+    def probe_at(rate: float) -> dict[str, Any]:
+        say(f"finding the sustained peak: offering {rate:.0f}/s for {plan.step_s:.0f}s")
+        found = _point(cfg, url, rate, plan, groups, say, "peak probe")
+        if float(found.get("sagas_per_s", 0.0)) <= 0:
+            raise RuntimeError(f"the peak probe completed nothing: {found}")
+        return {"offered_rate": round(rate, 1), **found}
+
+    probe = probe_at(plan.probe_rate)
     nearer = PEAK_REPROBE * float(probe["sagas_per_s"])
     if nearer < plan.probe_rate:
-        second = _probe(cfg, url, nearer, plan, groups, say)
+        second = probe_at(nearer)
         probe = max(probe, second, key=lambda p: float(p["sagas_per_s"]))
     peak = float(probe["sagas_per_s"])
     points = []

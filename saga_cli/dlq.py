@@ -13,7 +13,6 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal
 
 import click
@@ -23,6 +22,7 @@ from eventing.outbox import decode_headers
 from eventing.settings import SERVICES, Settings
 from saga_cli import queries
 from saga_cli.db import connect
+from saga_cli.times import iso
 from shared_events.topics import dlq_topic
 
 __all__ = [
@@ -59,10 +59,6 @@ class DlqId:
         return f"{self.service}:{self.seq}"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _entry(service: str, row: dict[str, Any]) -> dict[str, Any]:
     # A message that could not even be decoded has no event type: redriving it re-decodes
     # the same bytes, so it dies again unless the decoder changed.
@@ -79,9 +75,9 @@ def _entry(service: str, row: dict[str, Any]) -> dict[str, Any]:
         "error_kind": row["error_kind"],
         "error": row["last_error"],
         "attempts": row["attempts"],
-        "first_failed_at": _iso(row["first_failed_at"]),
-        "last_failed_at": _iso(row["last_failed_at"]),
-        "next_attempt_at": _iso(row["next_attempt_at"]) if row["state"] == "retrying" else None,
+        "first_failed_at": iso(row["first_failed_at"]),
+        "last_failed_at": iso(row["last_failed_at"]),
+        "next_attempt_at": iso(row["next_attempt_at"]) if row["state"] == "retrying" else None,
         "redriven_count": row["redriven_count"],
         "blocks_order": row["blocks"],
         "source_topic": row["source_topic"],
@@ -151,7 +147,7 @@ def show_entry(cfg: Settings, dlq_id: DlqId) -> dict[str, Any]:
     key = bytes(row["key"]) if row["key"] is not None else None
     value = bytes(row["value"]) if row["value"] is not None else None
     entry["held_behind"] = held if row["blocks"] else 0
-    entry["parked_at"] = _iso(row["parked_at"])
+    entry["parked_at"] = iso(row["parked_at"])
     entry["dlq_topic"] = dlq_topic(dlq_id.service)
     key_view, value_view = _bytes_view(key), _bytes_view(value, as_json=True)
     entry["message"] = {

@@ -23,6 +23,7 @@ from eventing.settings import SERVICES, Settings
 from order_svc import repository as orders
 from order_svc.domain import Facts, awaiting, is_terminal
 from saga_cli import queries
+from saga_cli.times import iso
 from shared_events.envelope import utcnow
 
 __all__ = [
@@ -39,10 +40,6 @@ __all__ = [
 ]
 
 _CONFLICT = "conflict"  # error kind of an event set aside for contradicting the record
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _utc(value: datetime | str) -> datetime:
@@ -174,7 +171,7 @@ class ParkedMessage:
             "attempts": self.attempts,
             "error_kind": self.error_kind,
             "last_error": self.last_error,
-            "next_attempt_at": _iso(self.next_attempt_at),
+            "next_attempt_at": iso(self.next_attempt_at),
             "parked_at": self.parked_at.isoformat(),
             "queued_behind": self.queued_behind,
         }
@@ -223,8 +220,8 @@ class Trace:
             "customer_id": self.customer_id,
             "total_minor": self.total_minor,
             "created_at": self.created_at.isoformat(),
-            "terminal_at": _iso(self.terminal_at),
-            "archived_at": _iso(self.archived_at),
+            "terminal_at": iso(self.terminal_at),
+            "archived_at": iso(self.archived_at),
             "duration_ms": self.duration_ms,
             "events": [e.as_dict() for e in self.events],
             "compensations": [e.as_dict() for e in self.compensations],

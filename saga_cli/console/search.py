@@ -8,14 +8,11 @@ from typing import Any
 import psycopg
 
 from saga_cli.console.queries import Q
+from saga_cli.times import iso
 
 __all__ = ["MAX_RESULTS", "orders_of_customer"]
 
 MAX_RESULTS = 100
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 def _ms(start: datetime, end: datetime | None) -> float | None:
@@ -38,8 +35,8 @@ def orders_of_customer(
             "customer_id": r["customer_id"],
             "total_minor": r["total_minor"],
             "currency": r["currency"],
-            "created_at": _iso(r["created_at"]),
-            "terminal_at": _iso(r["terminal_at"]),
+            "created_at": iso(r["created_at"]),
+            "terminal_at": iso(r["terminal_at"]),
             "duration_ms": _ms(r["created_at"], r["terminal_at"]),
             "archived": r["archived_at"] is not None,
         }
