@@ -11,12 +11,20 @@ from typing import Any
 
 import psycopg
 
-__all__ = ["SESSION", "connect"]
+__all__ = ["GENERIC_PLANS", "SESSION", "connect"]
 
 SESSION: dict[str, Any] = {
     "autocommit": True,
     "connect_timeout": 5,
     "options": "-c lock_timeout=30s -c idle_in_transaction_session_timeout=60s",
+}
+
+# For a connection whose statements read partitioned tables by a column that is not the
+# partition key (the checkout API's idempotency-key lookup spans every archive partition):
+# PostgreSQL would otherwise plan each execution afresh, at several times its run time.
+GENERIC_PLANS: dict[str, Any] = {
+    **SESSION,
+    "options": SESSION["options"] + " -c plan_cache_mode=force_generic_plan",
 }
 
 

@@ -87,9 +87,11 @@ class Relay:
         with conn.transaction():
             for partition, ids in sent.items():
                 conn.execute(
-                    sql.SQL("UPDATE {} SET sent_at = now() WHERE id = ANY(%s)").format(
-                        sql.Identifier(partition)
-                    ),
+                    # `sent_at IS NULL` lets it use the partition's only index (the
+                    # partial one on unsent ids) instead of scanning the partition.
+                    sql.SQL(
+                        "UPDATE {} SET sent_at = now() WHERE id = ANY(%s) AND sent_at IS NULL"
+                    ).format(sql.Identifier(partition)),
                     (ids,),
                     prepare=True,
                 )

@@ -176,7 +176,7 @@ def serve(
         settings.dsn("order"),
         min_size=settings.http_db_pool_size + _READERS,
         max_size=settings.http_db_pool_size + _READERS,
-        kwargs=db.SESSION,
+        kwargs=db.GENERIC_PLANS,
         open=False,
         name="checkout-api",
     )
