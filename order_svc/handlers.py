@@ -115,7 +115,9 @@ def _recorded_kinds(tx: Tx, order_id: uuid.UUID, facts: Facts) -> frozenset[str]
 
 
 def _reason(event: Event) -> str | None:
-    reason = getattr(event.payload, "reason", None)
+    # From the fields themselves: getattr on a payload without the field goes through
+    # pydantic's __getattr__ and an AttributeError, for each event of each batch.
+    reason = event.payload.__dict__.get("reason")
     return reason if isinstance(reason, str) else None
 
 

@@ -43,3 +43,36 @@ def test_a_burst_of_sigterm_stops_the_process() -> None:
             assert child.stdout.read().strip() == "stopped", "it stopped through its Event"
             # A last SIGTERM may land during interpreter shutdown, where the default applies.
             assert child.returncode in (0, -signal.SIGTERM)
+
+
+CLEANUP_CHILD = textwrap.dedent(
+    """
+    import time
+    from saga_cli.background import exit_on_sigterm
+
+    try:
+        with exit_on_sigterm():
+            print("ready", flush=True)
+            time.sleep(30)
+    finally:
+        print("cleaned up", flush=True)
+    """
+)
+
+
+def test_sigterm_to_a_command_runs_its_cleanup() -> None:
+    """`saga bench` or `saga demo` stopped with SIGTERM still stops the services it started
+    (they run in their own session, so nothing else would)."""
+    with subprocess.Popen(
+        [sys.executable, "-c", CLEANUP_CHILD], stdout=subprocess.PIPE, text=True, env=os.environ
+    ) as child:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "ready"
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise AssertionError("SIGTERM did not end the command") from None
+        assert child.stdout.read().strip() == "cleaned up"
+        assert child.returncode == 128 + signal.SIGTERM
