@@ -29,7 +29,10 @@ SPEC = ServiceSpec(
     ),
     archives=(
         ArchivedTable(
-            "orders", "t.status IN (" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")"
+            "orders",
+            "t.status IN (" + ", ".join(f"'{s}'" for s in sorted(TERMINAL)) + ")",
+            # Since it ended: the index of ended orders is on terminal_at (migration 0005).
+            idle_column="terminal_at",
         ),
     ),
     samplers=(sample_in_flight,),

@@ -76,7 +76,7 @@ SELECT (SELECT count(*) FROM orders WHERE status IN ('PENDING', 'CANCELLING')) A
            ORDER BY extract(epoch FROM terminal_at - created_at)) AS p99_s
 FROM orders
 WHERE status IN ('COMPLETED', 'CANCELLED')
-  AND updated_at > now() - make_interval(secs => %(window_s)s)
+  AND terminal_at > now() - make_interval(secs => %(window_s)s)
 
 -- name: bench_progress
 SELECT count(*) AS placed,

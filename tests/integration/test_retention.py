@@ -204,9 +204,10 @@ def _order(conn: psycopg.Connection[Any], status: str, idle_s: float) -> uuid.UU
     order_id = uuid.uuid4()
     conn.execute(
         "INSERT INTO orders (order_id, status, origin, customer_id, idempotency_key, seen,"
-        " updated_at) VALUES (%s, %s, 'api', 'c', %s, '{OrderPlaced}',"
-        " now() - make_interval(secs => %s))",
-        (order_id, status, f"k-{order_id}", idle_s),
+        " updated_at, terminal_at) VALUES (%s, %s, 'api', 'c', %s, '{OrderPlaced}',"
+        " now() - make_interval(secs => %s),"
+        " CASE WHEN %s IN ('COMPLETED', 'CANCELLED') THEN now() - make_interval(secs => %s) END)",
+        (order_id, status, f"k-{order_id}", idle_s, status, idle_s),
     )
     return order_id
 

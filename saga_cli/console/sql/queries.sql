@@ -16,8 +16,7 @@ LIMIT %(limit)s
 -- to terminal), and how many ended in each second of the window (index 0 = the newest).
 -- An order is archived SAGA_ARCHIVE_AFTER_S after its last change, and the console never
 -- asks for a window longer than that, so `archived_at IS NULL` loses nothing and prunes
--- every archive partition at plan time. updated_at >= terminal_at always (both are set by
--- the update that ends the saga), so the updated_at bound only lets orders_settled serve.
+-- every archive partition at plan time (orders_settled serves the terminal_at bound).
 WITH ended AS (
     SELECT status,
            extract(epoch FROM terminal_at - created_at)::float8 * 1000 AS ms,
@@ -25,7 +24,6 @@ WITH ended AS (
     FROM orders_all
     WHERE archived_at IS NULL
       AND status IN ('COMPLETED', 'CANCELLED')
-      AND updated_at > now() - make_interval(secs => %(window_s)s)
       AND terminal_at > now() - make_interval(secs => %(window_s)s)
 )
 SELECT (SELECT count(*) FROM ended) AS ended,
