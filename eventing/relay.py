@@ -84,17 +84,19 @@ class Relay:
             count += 1
         if count == len(rows):
             self._kafka_down.succeeded()
-        with conn.transaction():
-            for partition, ids in sent.items():
-                conn.execute(
-                    # `sent_at IS NULL` lets it use the partition's only index (the
-                    # partial one on unsent ids) instead of scanning the partition.
-                    sql.SQL(
-                        "UPDATE {} SET sent_at = now() WHERE id = ANY(%s) AND sent_at IS NULL"
-                    ).format(sql.Identifier(partition)),
-                    (ids,),
-                    prepare=True,
-                )
+        # One statement per partition, each its own transaction (the connection is in
+        # autocommit): no BEGIN and COMMIT round trips. A mark that is lost in a crash only
+        # makes the next round send those rows again, which consumers drop as duplicates.
+        for partition, ids in sent.items():
+            conn.execute(
+                # `sent_at IS NULL` lets it use the partition's only index (the partial one
+                # on unsent ids) instead of scanning the partition.
+                sql.SQL(
+                    "UPDATE {} SET sent_at = now() WHERE id = ANY(%s) AND sent_at IS NULL"
+                ).format(sql.Identifier(partition)),
+                (ids,),
+                prepare=True,
+            )
         self.published += count
         for topic, n in Counter(r[1] for r in rows[:count]).items():
             metrics.EVENTS_PUBLISHED.labels(self.service, topic).inc(n)
