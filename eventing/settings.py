@@ -166,8 +166,8 @@ class Settings:
     http_latency_target_s: float = 1.0
     http_min_in_flight: int = 100
     # Placing connections, each with its thread. Few, so that checkouts arriving together
-    # share a transaction: at 250/s, 8 placed about one order per transaction and cost the
-    # API 30 % more CPU per order than 2, which still overlap one commit with the next batch.
+    # share a transaction: at 250/s, 8 cost the API 30 % more CPU per order than 2, which
+    # still overlap one batch's commit with the next batch.
     http_db_pool_size: int = 2
     # Which instance of its service this process is (log lines carry it), and whether the
     # checkout API shares its port with other instances (SO_REUSEPORT: the kernel spreads

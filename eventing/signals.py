@@ -14,9 +14,10 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
-__all__ = ["stop_on_signals"]
+__all__ = ["exit_on_sigterm", "stop_on_signals"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -47,3 +48,23 @@ def stop_on_signals(stop: threading.Event, on_signal: Callable[[str], None] | No
 
 def _ignore_here(_signum: int, _frame: object) -> None:
     """The work is done by the watcher thread (see the module docstring)."""
+
+
+@contextmanager
+def exit_on_sigterm() -> Iterator[None]:
+    """For a command with no stop Event (`saga bench`, `saga demo`): SIGTERM ends it through
+    its `finally` blocks, as Ctrl-C does, instead of on the spot, which left the services it
+    started running. The command is ending anyway, so unwinding from wherever the signal
+    lands is what is wanted here, unlike in a service (see above)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _exit(signum: int, _frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, _exit)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,8 +15,9 @@ import click
 
 from eventing.kafka.admin import groups_assigned
 from eventing.settings import SERVICES, load_settings
+from eventing.signals import exit_on_sigterm
 
-__all__ = ["background_services", "child_pids", "exit_on_sigterm"]
+__all__ = ["background_services", "child_pids"]
 
 
 def _wait_ready(log_path: Path, proc: subprocess.Popen[bytes]) -> None:
@@ -32,24 +32,6 @@ def _wait_ready(log_path: Path, proc: subprocess.Popen[bytes]) -> None:
             return
         time.sleep(0.3)
     raise click.ClickException(f"the services did not start within 90 s; see {log_path}")
-
-
-@contextmanager
-def exit_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the command through its `finally` blocks, as Ctrl-C does: by default it
-    would end the process on the spot and leave the services it started running."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def _exit(signum: int, _frame: object) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, _exit)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager

@@ -27,6 +27,7 @@ from eventing.queries import Queries
 from eventing.retrier import Retrier
 from eventing.settings import Settings
 from eventing.tx import Tx
+from order_svc.domain import TERMINAL
 from shared_events.codec import encode
 from shared_events.common import Address, LineItem, StockLine
 from shared_events.envelope import Event, utcnow
@@ -205,9 +206,9 @@ def _order(conn: psycopg.Connection[Any], status: str, idle_s: float) -> uuid.UU
     conn.execute(
         "INSERT INTO orders (order_id, status, origin, customer_id, idempotency_key, seen,"
         " updated_at, terminal_at) VALUES (%s, %s, 'api', 'c', %s, '{OrderPlaced}',"
-        " now() - make_interval(secs => %s),"
-        " CASE WHEN %s IN ('COMPLETED', 'CANCELLED') THEN now() - make_interval(secs => %s) END)",
-        (order_id, status, f"k-{order_id}", idle_s, status, idle_s),
+        " now() - make_interval(secs => %s), now() - make_interval(secs => %s))",
+        # An ended order ended when it was last changed; a running one has no end (NULL).
+        (order_id, status, f"k-{order_id}", idle_s, idle_s if status in TERMINAL else None),
     )
     return order_id
 

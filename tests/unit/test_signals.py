@@ -48,7 +48,7 @@ def test_a_burst_of_sigterm_stops_the_process() -> None:
 CLEANUP_CHILD = textwrap.dedent(
     """
     import time
-    from saga_cli.background import exit_on_sigterm
+    from eventing.signals import exit_on_sigterm
 
     try:
         with exit_on_sigterm():

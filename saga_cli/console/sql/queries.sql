@@ -14,7 +14,7 @@ LIMIT %(limit)s
 -- name: live_window
 -- Sagas that ended in the last %(window_s)s seconds: how many, how long they took (placed
 -- to terminal), and how many ended in each second of the window (index 0 = the newest).
--- An order is archived SAGA_ARCHIVE_AFTER_S after its last change, and the console never
+-- An order is archived SAGA_ARCHIVE_AFTER_S after it ended, and the console never
 -- asks for a window longer than that, so `archived_at IS NULL` loses nothing and prunes
 -- every archive partition at plan time (orders_settled serves the terminal_at bound).
 WITH ended AS (
