@@ -52,6 +52,10 @@ class KafkaAdminError(RuntimeError):
 
 
 def _admin(bootstrap: str) -> AdminClient:
+    # Always used as a context manager: leaving it destroys the client on the calling thread.
+    # A client left to the garbage collector can be freed on librdkafka's background thread
+    # (a collection triggered by a future's callback there), which aborts the process with
+    # "rd_kafka_destroy() called from librdkafka owned thread".
     return AdminClient({"bootstrap.servers": bootstrap, **_QUIET})
 
 
@@ -73,7 +77,8 @@ def topic_partitions(bootstrap: str, timeout: float = 5.0) -> dict[str, int]:
     if not _any_port_open(bootstrap, min(timeout, 2.0)):
         raise KafkaAdminError(f"no Kafka broker accepts connections at {bootstrap}")
     try:
-        metadata = _admin(bootstrap).list_topics(timeout=timeout)
+        with _admin(bootstrap) as admin:
+            metadata = admin.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
@@ -146,19 +151,19 @@ def cluster_state(
     """
     if not _any_port_open(bootstrap, min(timeout, 2.0)):
         raise KafkaAdminError(f"no Kafka broker accepts connections at {bootstrap}")
-    admin = _admin(bootstrap)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
-    brokers = {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()}
-    present = {
-        name: topic
-        for name, topic in metadata.topics.items()
-        if topic.error is None and (topics is not None or not name.startswith("__"))
-    }
-    wanted = [t for t in (present if topics is None else dict.fromkeys(topics)) if t in present]
-    min_isr = _min_isr(admin, wanted, timeout)
+    with _admin(bootstrap) as admin:
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
+        brokers = {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()}
+        present = {
+            name: topic
+            for name, topic in metadata.topics.items()
+            if topic.error is None and (topics is not None or not name.startswith("__"))
+        }
+        wanted = [t for t in (present if topics is None else dict.fromkeys(topics)) if t in present]
+        min_isr = _min_isr(admin, wanted, timeout)
     return ClusterState(brokers, {t: _layout(present[t], min_isr.get(t)) for t in wanted})
 
 
@@ -210,21 +215,21 @@ def fitting_replication(bootstrap: str, timeout: float = 10.0) -> int:
     down at that moment; the broker default (3 on the local 3-broker stack) keeps them at
     full size, and their creation then fails loudly until enough brokers run.
     """
-    admin = _admin(bootstrap)
-    try:
-        metadata = admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
-    live = sorted(metadata.brokers)
-    default = 1
-    if live:
-        resource = ConfigResource("BROKER", str(live[0]))
+    with _admin(bootstrap) as admin:
         try:
-            future = admin.describe_configs([resource], request_timeout=timeout)[resource]
-            entry = future.result(timeout).get("default.replication.factor")
-            default = int(entry.value) if entry is not None and entry.value else 1
-        except (KafkaException, TimeoutError, ValueError):
-            default = 1  # an older or locked-down cluster: live brokers decide alone
+            metadata = admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
+        live = sorted(metadata.brokers)
+        default = 1
+        if live:
+            resource = ConfigResource("BROKER", str(live[0]))
+            try:
+                future = admin.describe_configs([resource], request_timeout=timeout)[resource]
+                entry = future.result(timeout).get("default.replication.factor")
+                default = int(entry.value) if entry is not None and entry.value else 1
+            except (KafkaException, TimeoutError, ValueError):
+                default = 1  # an older or locked-down cluster: live brokers decide alone
     return max(default, min(3, len(live)))
 
 
@@ -277,70 +282,73 @@ def ensure_topics(
     """
     wanted = list(dict.fromkeys(topics))
     deadline = time.monotonic() + timeout
-    admin = _admin(bootstrap)
-    factor = replication_factor
-    while True:
-        remaining = max(deadline - time.monotonic(), 0.1)
-        try:
-            metadata = admin.list_topics(timeout=min(remaining, 10.0))
-        except KafkaException as exc:
+    with _admin(bootstrap) as admin:
+        factor = replication_factor
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.1)
+            try:
+                metadata = admin.list_topics(timeout=min(remaining, 10.0))
+            except KafkaException as exc:
+                if time.monotonic() >= deadline:
+                    raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
+                continue
+            present = {
+                name: len(topic.partitions)
+                for name, topic in metadata.topics.items()
+                if topic.error is None
+                and topic.partitions
+                and all(p.leader >= 0 for p in topic.partitions.values())
+            }
+            missing = [t for t in wanted if t not in present]
+            if not missing:
+                return {t: present[t] for t in wanted}
             if time.monotonic() >= deadline:
-                raise KafkaAdminError(f"Kafka at {bootstrap} did not answer: {exc}") from None
-            continue
-        present = {
-            name: len(topic.partitions)
-            for name, topic in metadata.topics.items()
-            if topic.error is None
-            and topic.partitions
-            and all(p.leader >= 0 for p in topic.partitions.values())
-        }
-        missing = [t for t in wanted if t not in present]
-        if not missing:
-            return {t: present[t] for t in wanted}
-        if time.monotonic() >= deadline:
-            raise KafkaAdminError(f"topics not ready after {timeout:.0f}s: {', '.join(missing)}")
-        if factor is None:  # asked once: only when something is to be created
-            factor = fitting_replication(bootstrap, timeout=min(remaining, 10.0))
-        min_isr = min_insync_replicas
-        if min_isr is None:
-            min_isr = 2 if factor >= 3 else None
-        config = {} if min_isr is None else {"min.insync.replicas": str(min_isr)}
-        # A broker that just started may refuse for a moment, and a created topic takes a
-        # moment to show up with leaders in the metadata: look again shortly either way.
-        _create(admin, missing, partitions, factor, config, min(remaining, 30.0))
-        time.sleep(0.2)
+                raise KafkaAdminError(
+                    f"topics not ready after {timeout:.0f}s: {', '.join(missing)}"
+                )
+            if factor is None:  # asked once: only when something is to be created
+                factor = fitting_replication(bootstrap, timeout=min(remaining, 10.0))
+            min_isr = min_insync_replicas
+            if min_isr is None:
+                min_isr = 2 if factor >= 3 else None
+            config = {} if min_isr is None else {"min.insync.replicas": str(min_isr)}
+            # A broker that just started may refuse for a moment, and a created topic takes a
+            # moment to show up with leaders in the metadata: look again shortly either way.
+            _create(admin, missing, partitions, factor, config, min(remaining, 30.0))
+            time.sleep(0.2)
 
 
 def groups_assigned(bootstrap: str, groups: Iterable[str], timeout: float = 5.0) -> bool:
     """True when every group is stable and its members hold partitions: services are ready."""
     names = list(groups)
-    admin = _admin(bootstrap)  # must outlive the futures: they die with their client
-    try:
-        found = admin.describe_consumer_groups(names, request_timeout=timeout)
-        for future in found.values():
-            group = future.result(timeout)
-            if group.state.name != "STABLE" or not any(
-                m.assignment.topic_partitions for m in group.members
-            ):
-                return False
-    except (KafkaException, TimeoutError):
-        return False
+    with _admin(bootstrap) as admin:  # outlives the futures: they die with their client
+        try:
+            found = admin.describe_consumer_groups(names, request_timeout=timeout)
+            for future in found.values():
+                group = future.result(timeout)
+                if group.state.name != "STABLE" or not any(
+                    m.assignment.topic_partitions for m in group.members
+                ):
+                    return False
+        except (KafkaException, TimeoutError):
+            return False
     return True
 
 
 def group_members(bootstrap: str, groups: Iterable[str], timeout: float = 5.0) -> dict[str, int]:
     """How many members each consumer group has now (0 when it cannot be described)."""
     names = list(groups)
-    admin = _admin(bootstrap)
     found: dict[str, int] = {}
-    try:
-        for name, future in admin.describe_consumer_groups(names, request_timeout=timeout).items():
-            try:
-                found[name] = len(future.result(timeout).members)
-            except (KafkaException, TimeoutError):
-                found[name] = 0
-    except KafkaException:
-        return dict.fromkeys(names, 0)
+    with _admin(bootstrap) as admin:
+        try:
+            described = admin.describe_consumer_groups(names, request_timeout=timeout)
+            for name, future in described.items():
+                try:
+                    found[name] = len(future.result(timeout).members)
+                except (KafkaException, TimeoutError):
+                    found[name] = 0
+        except KafkaException:
+            return dict.fromkeys(names, 0)
     return found
 
 

@@ -23,49 +23,54 @@ def kafka_produce_consume_rate(
     """Messages/s for producing `messages` (idempotent, acks=all, like the relay) and for
     consuming them back with a group consumer; the topic is deleted afterwards."""
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
-    try:
-        payload = os.urandom(size // 2).hex().encode()[:size]
-        producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "compression.type": "lz4",
-                "queue.buffering.max.messages": 500_000,
-            }
-        )
-        start = time.perf_counter()
-        for i in range(messages):
-            key = str(i % 10_000).encode()
-            while True:
-                try:
-                    producer.produce(topic, payload, key)
-                    break
-                except BufferError:
-                    producer.poll(0.01)
-        producer.flush(120)
-        produced_s = time.perf_counter() - start
+    # Destroyed on this thread by the with block: see eventing.kafka.admin._admin.
+    with AdminClient({"bootstrap.servers": bootstrap}) as admin:
+        admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+        try:
+            return _produce_consume(bootstrap, topic, messages, size)
+        finally:
+            admin.delete_topics([topic])[topic].result(30)
 
-        consumer = Consumer(
-            {
-                "bootstrap.servers": bootstrap,
-                "group.id": topic,
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
-        )
-        consumer.subscribe([topic])
-        got, start = 0, time.perf_counter()
-        deadline = start + 120
-        while got < messages and time.perf_counter() < deadline:
-            got += sum(1 for m in consumer.consume(1000, 0.5) if m.error() is None)
-        consumed_s = time.perf_counter() - start
-        consumer.close()
-    finally:
-        admin.delete_topics([topic])
+
+def _produce_consume(bootstrap: str, topic: str, messages: int, size: int) -> dict[str, float]:
+    payload = os.urandom(size // 2).hex().encode()[:size]
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 500_000,
+        }
+    )
+    start = time.perf_counter()
+    for i in range(messages):
+        key = str(i % 10_000).encode()
+        while True:
+            try:
+                producer.produce(topic, payload, key)
+                break
+            except BufferError:
+                producer.poll(0.01)
+    producer.flush(120)
+    produced_s = time.perf_counter() - start
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": topic,
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([topic])
+    got, start = 0, time.perf_counter()
+    deadline = start + 120
+    while got < messages and time.perf_counter() < deadline:
+        got += sum(1 for m in consumer.consume(1000, 0.5) if m.error() is None)
+    consumed_s = time.perf_counter() - start
+    consumer.close()
     return {
         "kafka_produce_msgs_per_s": round(messages / produced_s),
         "kafka_consume_msgs_per_s": round(got / consumed_s) if consumed_s else 0.0,

@@ -46,12 +46,13 @@ def _database(settings: Settings, service: str) -> list[str]:
 
 def _groups(settings: Settings) -> list[str]:
     bootstrap = settings.kafka_bootstrap_servers
-    admin = AdminClient({"bootstrap.servers": bootstrap})
     names = [f"{s}-svc" for s in SERVICES]
     try:
         lines = []
-        for name, future in admin.describe_consumer_groups(names, request_timeout=5).items():
-            g = future.result(10)
+        with AdminClient({"bootstrap.servers": bootstrap}) as admin:
+            described = admin.describe_consumer_groups(names, request_timeout=5)
+            groups = {name: future.result(10) for name, future in described.items()}
+        for name, g in groups.items():
             members = ", ".join(
                 f"{m.client_id}:{len(m.assignment.topic_partitions)}p" for m in g.members
             )

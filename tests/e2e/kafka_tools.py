@@ -19,8 +19,8 @@ def produce_raw(
 
 def lag(bootstrap: str, group: str, topics: list[str]) -> int:
     """Messages on `topics` the group has not committed (all, before its first commit)."""
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    meta = admin.list_topics(timeout=10)
+    with AdminClient({"bootstrap.servers": bootstrap}) as admin:
+        meta = admin.list_topics(timeout=10)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
     try:
         tps = [TopicPartition(t, p) for t in topics for p in meta.topics[t].partitions]
@@ -48,11 +48,11 @@ def wait_caught_up(bootstrap: str, groups: dict[str, list[str]], timeout: float 
 
 def member_holds_partitions(bootstrap: str, group: str, client_id: str) -> bool:
     """Whether the group's coordinator counts `client_id` as a member holding partitions."""
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    try:
-        described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
-    except Exception:  # the group does not exist yet, or Kafka is busy: not yet
-        return False
+    with AdminClient({"bootstrap.servers": bootstrap, "log_level": 0}) as admin:
+        try:
+            described = admin.describe_consumer_groups([group], request_timeout=5)[group].result(5)
+        except Exception:  # the group does not exist yet, or Kafka is busy: not yet
+            return False
     return any(
         m.client_id == client_id and m.assignment.topic_partitions for m in described.members
     )

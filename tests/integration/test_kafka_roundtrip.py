@@ -24,9 +24,9 @@ def topic(settings: Settings, stack: dict[str, Any]) -> Iterator[str]:
     name = f"it.roundtrip.{uuid.uuid4().hex[:12]}"
     ensure_topics(settings.kafka_bootstrap_servers, [name], partitions=3)
     yield name
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers})
-    for future in admin.delete_topics([name], operation_timeout=30).values():
-        future.result()
+    with AdminClient({"bootstrap.servers": settings.kafka_bootstrap_servers}) as admin:
+        for future in admin.delete_topics([name], operation_timeout=30).values():
+            future.result()
 
 
 def _consumer(settings: Settings, group: str) -> Consumer:
@@ -121,3 +121,31 @@ def test_a_producer_with_a_fatal_error_is_replaced_and_delivers(
         assert [m.value() for m in _poll(consumer, 2)] == [b"before", b"after"]
     finally:
         consumer.close()
+
+
+def test_admin_clients_are_destroyed_before_the_call_returns(
+    settings: Settings, topic: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An admin client left to the garbage collector can be freed on librdkafka's own thread,
+    # which aborts the process (seen in `saga stack status`); each call must close its own.
+    from eventing.kafka import admin as kafka_admin
+
+    made: list[AdminClient] = []
+    real = kafka_admin._admin
+
+    def recording(bootstrap: str) -> AdminClient:
+        made.append(real(bootstrap))
+        return made[-1]
+
+    monkeypatch.setattr(kafka_admin, "_admin", recording)
+    bootstrap = settings.kafka_bootstrap_servers
+    assert topic in kafka_admin.topic_partitions(bootstrap)
+    assert topic in kafka_admin.cluster_state(bootstrap, [topic]).topics
+    assert kafka_admin.fitting_replication(bootstrap) >= 1
+    assert kafka_admin.ensure_topics(bootstrap, [topic], partitions=3) == {topic: 3}
+    kafka_admin.group_members(bootstrap, ["no-such-group"])
+    kafka_admin.groups_assigned(bootstrap, ["no-such-group"])
+    assert len(made) >= 6
+    for client in made:
+        with pytest.raises(RuntimeError, match="closed"):
+            client.list_topics(timeout=1)

@@ -292,9 +292,9 @@ def test_topics_thinner_than_the_cluster_are_named(
     thin = "fulfillment.dlq"
 
     def recreate(replicas: int, min_isr: int) -> None:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
-        for future in admin.delete_topics([thin], operation_timeout=30).values():
-            future.result()
+        with AdminClient({"bootstrap.servers": bootstrap}) as admin:
+            for future in admin.delete_topics([thin], operation_timeout=30).values():
+                future.result()
         wait_for(f"{thin} deleted", lambda: thin not in topic_partitions(bootstrap), timeout=30)
         ensure_topics(
             bootstrap, [thin], 2, replication_factor=replicas, min_insync_replicas=min_isr
