@@ -117,13 +117,17 @@ class Relay:
 
     def _loop(self, conn: psycopg.Connection[Any], stop: threading.Event) -> None:
         while not stop.is_set():
+            # Notifications received so far are of commits the next read sees; dropping
+            # them means a wake-up comes only from a commit after this read, and a partial
+            # batch is not followed by a read that finds nothing (a statement per wake-up).
+            for _ in conn.notifies(timeout=0):
+                pass
             n = self.publish_once(conn)
             if n < 0:
                 self._kafka_down.wait(stop)  # the broker refused: back off, re-send the tail
                 continue
             if n >= self.batch:
                 continue  # more waiting: keep going without waiting for a notification
-            if n == 0:
-                # Sleep until a commit notifies us (trigger on outbox) or the idle poll.
-                for _ in conn.notifies(timeout=self.idle_poll_s, stop_after=1):
-                    pass
+            # Sleep until a commit notifies us (trigger on outbox) or the idle poll.
+            for _ in conn.notifies(timeout=self.idle_poll_s, stop_after=1):
+                pass

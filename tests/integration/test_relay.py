@@ -1,0 +1,96 @@
+"""The relay on a real database: committed rows go out in id order, and it reads the outbox
+once per wake-up (a commit's notification), not once more to find it empty."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
+
+import psycopg
+import pytest
+
+from eventing import db
+from eventing.kafka.clients import EventProducer
+from eventing.outbox import OutboxRow, insert_outbox
+from eventing.relay import Relay
+from eventing.settings import Settings
+from tests.e2e.harness import wait_for
+from tests.integration.runtime_db import fresh_database
+
+pytestmark = pytest.mark.integration
+
+_Rec = tuple[str, bytes | None, bytes, list[tuple[str, bytes]]]
+
+
+class _Producer:
+    def __init__(self) -> None:
+        self.values: list[bytes] = []
+        self.changed = threading.Condition()
+
+    def produce_all(self, records: Sequence[_Rec]) -> list[str | None]:
+        with self.changed:
+            self.values += [value for _topic, _key, value, _headers in records]
+            self.changed.notify_all()
+        return [None] * len(records)
+
+    def wait_for(self, n: int, timeout: float = 20.0) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: len(self.values) >= n, timeout):
+                raise AssertionError(f"relay published {len(self.values)} rows, expected {n}")
+
+
+@pytest.fixture
+def dsn(settings: Settings, stack: dict[str, Any]) -> Iterator[str]:
+    with fresh_database(settings.pg_admin_dsn) as name:
+        yield name
+
+
+def _commit(dsn: str, *values: bytes) -> None:
+    with db.connect(dsn) as conn, conn.transaction():
+        insert_outbox(
+            conn,
+            [OutboxRow("t", b"k", v, [], uuid.uuid4(), uuid.uuid4(), "Test") for v in values],
+        )
+
+
+def _unsent(dsn: str) -> int:
+    with db.connect(dsn) as conn:
+        row = conn.execute("SELECT count(*) FROM outbox WHERE sent_at IS NULL").fetchone()
+    return int(row[0]) if row else -1
+
+
+def test_relay_publishes_in_order_and_reads_once_per_commit(dsn: str) -> None:
+    producer = _Producer()
+    # A long idle poll: every read below must come from a commit's notification.
+    relay = Relay(dsn, cast(EventProducer, producer), batch=100, idle_poll_s=120.0)
+    reads = [0]
+    publish_once = relay.publish_once
+
+    def counted(conn: psycopg.Connection[Any]) -> int:
+        reads[0] += 1
+        return publish_once(conn)
+
+    relay.publish_once = counted  # type: ignore[method-assign]
+    _commit(dsn, b"a", b"b")  # before the relay starts: found by its first read
+    stop = threading.Event()
+    connected = threading.Event()
+    thread = threading.Thread(target=relay.run, args=(stop, connected.set), daemon=True)
+    thread.start()
+    try:
+        assert connected.wait(20)
+        producer.wait_for(2)
+        _commit(dsn, b"c")
+        producer.wait_for(3)
+        _commit(dsn, b"d", b"e")
+        producer.wait_for(5)
+        assert producer.values == [b"a", b"b", b"c", b"d", b"e"]
+        # One read to start and one per commit; a wake-up that finds nothing would add one.
+        assert reads[0] == 3
+        wait_for("every published row marked sent", lambda: _unsent(dsn) == 0, timeout=20)
+    finally:
+        stop.set()
+        _commit(dsn, b"wake")  # the relay waits for a notification: give it one to see stop
+        thread.join(20)
+    assert not thread.is_alive()
