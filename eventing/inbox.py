@@ -36,11 +36,18 @@ _REFRESH_S = 1.0
 class Claim:
     """What the inbox said about a list of events."""
 
-    __slots__ = ("fresh", "unguarded")
+    __slots__ = ("blocked", "fresh", "unguarded")
 
-    def __init__(self, fresh: set[uuid.UUID], unguarded: set[uuid.UUID]) -> None:
+    def __init__(
+        self,
+        fresh: set[uuid.UUID],
+        unguarded: set[uuid.UUID],
+        blocked: frozenset[uuid.UUID] = frozenset(),
+    ) -> None:
         self.fresh = fresh  # new (claimed now), including the unguarded ones
         self.unguarded = unguarded  # outside the window: new as far as the inbox can tell
+        # Orders waiting behind a parked message (`claim_unblocked`): not claimed, not fresh.
+        self.blocked = blocked
 
 
 class Inbox:
@@ -68,28 +75,60 @@ class Inbox:
         floor = max(lo, now - timedelta(seconds=self.settings.inbox_retention_s) + step)
         return floor <= at < hi
 
+    def _split(self, events: Sequence[Event]) -> tuple[dict[uuid.UUID, Event], set[uuid.UUID]]:
+        now = utcnow()
+        guarded: dict[uuid.UUID, Event] = {}
+        unguarded: set[uuid.UUID] = set()
+        for e in events:
+            if self._guarded(e.occurred_at, now):
+                guarded[e.event_id] = e
+            else:
+                unguarded.add(e.event_id)
+        return guarded, unguarded
+
     def claim(self, conn: psycopg.Connection[Any], events: Sequence[Event]) -> Claim:
         """Claim every event in the caller's transaction; a second copy is not fresh."""
         if not events:
             return Claim(set(), set())
         self._refresh(conn)
-        now = utcnow()
-        guarded: dict[uuid.UUID, datetime] = {}
-        unguarded: set[uuid.UUID] = set()
-        for e in events:
-            if self._guarded(e.occurred_at, now):
-                guarded[e.event_id] = e.occurred_at
-            else:
-                unguarded.add(e.event_id)
+        guarded, unguarded = self._split(events)
         fresh = set(unguarded)
         if guarded:
             rows = Q.rows(
                 conn,
                 "inbox_claim_many_with_legacy" if self._legacy else "inbox_claim_many",
-                {"event_ids": list(guarded), "occurred_ats": list(guarded.values())},
+                {
+                    "event_ids": list(guarded),
+                    "occurred_ats": [e.occurred_at for e in guarded.values()],
+                },
             )
             fresh.update(r[0] for r in rows)
         return Claim(fresh, unguarded)
+
+    def claim_unblocked(self, conn: psycopg.Connection[Any], events: Sequence[Event]) -> Claim:
+        """As `claim`, except for events of orders that wait behind a parked message
+        (eventing/parking.py): those are left unclaimed and their orders named in
+        `blocked`. One statement answers both, a round trip less per batch."""
+        if not events:
+            return Claim(set(), set())
+        self._refresh(conn)
+        guarded, unguarded = self._split(events)
+        rows = Q.rows(
+            conn,
+            "inbox_claim_unblocked_with_legacy" if self._legacy else "inbox_claim_unblocked",
+            {
+                "order_ids": list({e.order_id for e in events}),
+                "event_ids": list(guarded),
+                "occurred_ats": [e.occurred_at for e in guarded.values()],
+                "event_orders": [e.order_id for e in guarded.values()],
+            },
+        )
+        blocked = frozenset(i for is_blocked, i in rows if is_blocked)
+        fresh = {i for is_blocked, i in rows if not is_blocked}
+        fresh |= {
+            e.event_id for e in events if e.event_id in unguarded and e.order_id not in blocked
+        }
+        return Claim(fresh, unguarded, blocked)
 
     def forget(self) -> None:
         """Read the window again at the next claim (after maintenance changed it)."""

@@ -208,13 +208,16 @@ class Processor:
     def _fast(self, conn: psycopg.Connection[Any], items: list[Decoded]) -> Outcome:
         out = Outcome()
         with conn.transaction():
-            blocked = self._blocked(conn, items)
-            pairs = [(d, ev) for d in items if (ev := self._triage(conn, d, blocked, out))]
-            claim = self.inbox.claim(conn, list({e.event_id: e for _, e in pairs}.values()))
+            pairs = [(d, ev) for d in items if (ev := self._triage(conn, d, set(), out))]
+            claim = self.inbox.claim_unblocked(
+                conn, list({e.event_id: e for _, e in pairs}.values())
+            )
             fresh = claim.fresh
             fresh_events: list[Event] = []
             for d, ev in pairs:
-                if ev.event_id not in fresh:
+                if ev.order_id in claim.blocked:
+                    self._park_behind(conn, d, out)
+                elif ev.event_id not in fresh:
                     out.add("duplicates", d.record.topic)
                 else:
                     fresh.discard(ev.event_id)  # a second copy in this batch is a duplicate
