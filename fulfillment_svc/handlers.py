@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 
 from eventing.logging import for_event, get_logger
@@ -17,6 +16,7 @@ from shared_events.fulfillment import (
     ShipmentScheduled,
     ShipmentScheduledPayload,
 )
+from shared_events.ids import new_id
 from shared_events.payment import PaymentCharged
 
 __all__ = ["CONSUMES", "handle"]
@@ -28,7 +28,7 @@ CONSUMES: frozenset[type[Event]] = frozenset({PaymentCharged})
 def _decide(tx: Tx, e: PaymentCharged) -> tuple[Any, ...]:
     p = e.payload
     plan = plan_shipment(p.ship_to.country, tx.now.date())
-    shipment_id = uuid.uuid4()
+    shipment_id = new_id()
     items = json.dumps([i.model_dump() for i in p.items])
     if isinstance(plan, Unserviceable):
         tx.emit(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from inventory_svc.repository import Book, Reservation
 from shared_events.common import StockLine
 from shared_events.envelope import Event
 from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
+from shared_events.ids import new_id
 from shared_events.inventory import (
     InventoryRejected,
     InventoryRejectedPayload,
@@ -62,7 +62,7 @@ def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
         # Kept as a reservation released at once: without it a second OrderPlaced would be
         # decided again and could reserve (and be charged) what was refused.
         book.reservations[event.order_id] = Reservation(
-            uuid.uuid4(),
+            new_id(),
             event.order_id,
             "released",
             lines,
@@ -73,7 +73,7 @@ def on_order_placed(tx: Tx, book: Book, event: OrderPlaced) -> None:
         log.info("reservation rejected", reason=decision.reason, skus=decision.skus)
         return
     res = Reservation(
-        uuid.uuid4(),
+        new_id(),
         event.order_id,
         "reserved",
         lines,

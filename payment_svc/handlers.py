@@ -14,6 +14,7 @@ from payment_svc.gateway import Gateway, GatewayResult
 from payment_svc.repository import Ledger, Payment, Refund
 from shared_events.envelope import Event
 from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
+from shared_events.ids import new_id
 from shared_events.inventory import InventoryReleased, InventoryReserved
 from shared_events.payment import (
     PaymentCharged,
@@ -57,7 +58,7 @@ def _on_reserved(
         ledger.add(
             Payment(
                 e.order_id,
-                uuid.uuid4(),
+                new_id(),
                 "expired",
                 p.amount_minor,
                 p.currency,
@@ -74,7 +75,7 @@ def _on_reserved(
         )
         log.info("not charged: reservation lapsed")
         return None
-    payment = Payment(e.order_id, uuid.uuid4(), CHARGING, p.amount_minor, p.currency)
+    payment = Payment(e.order_id, new_id(), CHARGING, p.amount_minor, p.currency)
     ledger.add(payment)
     charges.append((e.order_id, p.card_token, p.amount_minor, p.currency))
 
@@ -123,7 +124,7 @@ def _on_fulfillment_failed(
     def finish(_: object, refunded: dict[uuid.UUID, GatewayResult]) -> None:
         result = refunded[e.order_id]
         refund = Refund(
-            e.order_id, uuid.uuid4(), payment.amount_minor, "fulfillment_failed", result.reference
+            e.order_id, new_id(), payment.amount_minor, "fulfillment_failed", result.reference
         )
         ledger.refunds.append(refund)
         payment.status = "refunded"
@@ -159,7 +160,7 @@ def _on_released(tx: Tx, ledger: Ledger, e: InventoryReleased) -> None:
     ledger.add(
         Payment(
             e.order_id,
-            uuid.uuid4(),
+            new_id(),
             "expired",
             0,
             None,
