@@ -112,10 +112,17 @@ class Inbox:
         if not events:
             return Claim(set(), set())
         self._refresh(conn)
+        if self._legacy:  # only until the pre-partitioning inbox ages out: two statements
+            parked = Q.all(
+                conn, "parked_blocking_orders", {"order_ids": list({e.order_id for e in events})}
+            )
+            held = frozenset(r["order_id"] for r in parked)
+            claim = self.claim(conn, [e for e in events if e.order_id not in held])
+            return Claim(claim.fresh, claim.unguarded, held)
         guarded, unguarded = self._split(events)
         rows = Q.rows(
             conn,
-            "inbox_claim_unblocked_with_legacy" if self._legacy else "inbox_claim_unblocked",
+            "inbox_claim_unblocked",
             {
                 "order_ids": list({e.order_id for e in events}),
                 "event_ids": list(guarded),

@@ -37,25 +37,6 @@ SELECT true AS blocked, order_id AS id FROM blocked
 UNION ALL
 SELECT false, event_id FROM claimed
 
--- name: inbox_claim_unblocked_with_legacy
-WITH blocked AS (
-    SELECT DISTINCT order_id FROM parked
-    WHERE blocks AND order_id = ANY(%(order_ids)s::uuid[])
-), claimed AS (
-    INSERT INTO inbox (event_id, occurred_at)
-    SELECT u.event_id, u.occurred_at
-    FROM unnest(
-        %(event_ids)s::uuid[], %(occurred_ats)s::timestamptz[], %(event_orders)s::uuid[]
-    ) AS u (event_id, occurred_at, order_id)
-    WHERE NOT EXISTS (SELECT 1 FROM blocked b WHERE b.order_id = u.order_id)
-      AND NOT EXISTS (SELECT 1 FROM inbox_legacy l WHERE l.event_id = u.event_id)
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-)
-SELECT true AS blocked, order_id AS id FROM blocked
-UNION ALL
-SELECT false, event_id FROM claimed
-
 -- name: inbox_legacy_present
 SELECT to_regclass('inbox_legacy') IS NOT NULL
 
