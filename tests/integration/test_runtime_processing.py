@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from eventing.errors import PermanentError, TransientError
+from eventing.inbox import Inbox
 from eventing.kafka.clients import Record
 from eventing.processing import Processor
 from eventing.retrier import Retrier
@@ -225,3 +226,26 @@ def test_poison_is_dead_lettered_and_does_not_block_its_order(
     # the same poison delivered again is not parked twice
     assert processor.process(db, [dataclasses.replace(poison)]).dead == 1
     assert len(parked(db)) == 1
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["inbox", "with-legacy-inbox"])
+def test_events_of_blocked_orders_are_not_claimed(
+    db: Any, processor: Processor, script: Script, settings: Settings, legacy: bool
+) -> None:
+    if legacy:  # the inbox from before partitioning: the claim takes its other path
+        db.execute(
+            "CREATE TABLE inbox_legacy (event_id uuid PRIMARY KEY,"
+            " consumed_at timestamptz NOT NULL DEFAULT now())"
+        )
+    stuck = uuid.uuid4()
+    script.failures[stuck] = TransientError("gateway unavailable")
+    assert processor.process(db, [record(order_placed(stuck))]).parked == 1
+    later, other = order_placed(stuck), order_placed()
+    inbox = Inbox(settings)
+    with db.transaction():
+        claim = inbox.claim_unblocked(db, [later, other])
+    assert claim.blocked == {stuck}
+    assert claim.fresh == {other.event_id}
+    # Left unclaimed, the blocked order's event is still new when its turn comes.
+    with db.transaction():
+        assert inbox.claim(db, [later, other]).fresh == {later.event_id}
