@@ -368,7 +368,13 @@ def _fractions(points: str) -> tuple[float, ...]:
 
 
 def _print_curve(r: dict[str, Any]) -> None:
-    click.echo(f"\nsustained peak {r['peak_sagas_per_s']:.0f} sagas/s; topology {r['topology']}")
+    click.echo(f"\npeak (probe) {r['peak_sagas_per_s']:.0f} sagas/s; topology {r['topology']}")
+    held = r.get("held_by_points")
+    if held is not None:
+        click.echo(
+            f"the points at 80 % or more held at most {held['sagas_per_s']:.0f} sagas/s,"
+            f" {held['of_peak']:.0%} of the probe's peak"
+        )
     click.echo(
         f"{'load':>6} {'offered/s':>10} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
         f" {'refused':>8} {'CPU ms/saga':>12}"

@@ -8,6 +8,8 @@ fraction of that peak for the same time, and reports what a user sees at that lo
 completed sagas/s, latency p50/p95/p99 (placed to terminal, from the saga record), the
 checkouts refused, and CPU per saga by component. Every run is measured on the same
 machine in the same command, so the points compare with each other and with the peak.
+A probe lasts one step, so the report also says how much of its peak the points at 80 % or
+more held afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from saga_cli.bench import LoadResult, body, drive, measure, wait_all_terminal
 from saga_cli.catalog import set_item
 from saga_cli.cpu import cpu_seconds
 
-__all__ = ["CurvePlan", "run_curve"]
+__all__ = ["CurvePlan", "held_by_points", "run_curve"]
 
 Groups = dict[str, int | tuple[int, ...] | None]
 # The second probe offers this much more than the first completed: above the peak, so
@@ -91,6 +93,15 @@ def _point(
     return point
 
 
+def held_by_points(points: Sequence[dict[str, Any]], peak: float) -> dict[str, float] | None:
+    """The most the points at 80 % of the peak or more completed, and its fraction of the
+    probe's peak: a probe lasts one step, so this says whether its peak held afterwards."""
+    done = [float(p.get("sagas_per_s", 0.0)) for p in points if float(p["fraction"]) >= 0.8]
+    if not done or peak <= 0:
+        return None
+    return {"sagas_per_s": round(max(done), 1), "of_peak": round(max(done) / peak, 3)}
+
+
 def run_curve(
     cfg: Settings, url: str, plan: CurvePlan, groups: Groups, say: Callable[[str], None]
 ) -> dict[str, Any]:
@@ -113,4 +124,9 @@ def run_curve(
         say(f"at {fraction:.0%} of the peak: offering {rate:.0f}/s for {plan.step_s:.0f}s")
         point = _point(cfg, url, rate, plan, groups, say, f"{fraction:.0%}")
         points.append({"fraction": fraction, "target_per_s": round(rate, 1), **point})
-    return {"peak_sagas_per_s": round(peak, 1), "peak_probe": probe, "points": points}
+    return {
+        "peak_sagas_per_s": round(peak, 1),
+        "peak_probe": probe,
+        "points": points,
+        "held_by_points": held_by_points(points, peak),
+    }
