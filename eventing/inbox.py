@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from eventing.parking import Parking
 from eventing.partitions import covered, list_partitions
 from eventing.queries import Queries
 from eventing.settings import Settings
@@ -113,10 +114,7 @@ class Inbox:
             return Claim(set(), set())
         self._refresh(conn)
         if self._legacy:  # only until the pre-partitioning inbox ages out: two statements
-            parked = Q.all(
-                conn, "parked_blocking_orders", {"order_ids": list({e.order_id for e in events})}
-            )
-            held = frozenset(r["order_id"] for r in parked)
+            held = frozenset(Parking.blocking_orders(conn, {e.order_id for e in events}))
             claim = self.claim(conn, [e for e in events if e.order_id not in held])
             return Claim(claim.fresh, claim.unguarded, held)
         guarded, unguarded = self._split(events)

@@ -95,9 +95,9 @@ class Parking:
         dead = kind == "permanent" or policy.exhausted(attempts, first_failed_at or now, now)
         return Verdict(dead, kind, error_text(exc), 0.0 if dead else policy.next_delay_s(attempts))
 
-    def blocking_orders(
-        self, conn: psycopg.Connection[Any], order_ids: set[uuid.UUID]
-    ) -> set[uuid.UUID]:
+    @staticmethod
+    def blocking_orders(conn: psycopg.Connection[Any], order_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+        """Which of these orders wait behind a parked message that blocks them."""
         if not order_ids:
             return set()
         rows = Q.all(conn, "parked_blocking_orders", {"order_ids": list(order_ids)})
