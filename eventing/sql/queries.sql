@@ -59,6 +59,15 @@ WHERE sent_at IS NULL
 ORDER BY id
 LIMIT %(limit)s
 
+-- name: outbox_unsent_except
+-- outbox_unsent without the rows published already and not yet marked sent: the relay marks
+-- several rounds' rows in one statement (eventing/relay.py).
+SELECT id, topic, key, value, headers, tableoid::regclass::text
+FROM outbox
+WHERE sent_at IS NULL AND id <> ALL(%(published)s::bigint[])
+ORDER BY id
+LIMIT %(limit)s
+
 -- name: parked_blocking_orders
 SELECT DISTINCT order_id FROM parked
 WHERE blocks AND order_id = ANY(%(order_ids)s::uuid[])

@@ -1,5 +1,6 @@
-"""The relay on a real database: committed rows go out in id order, and it reads the outbox
-once per wake-up (a commit's notification), not once more to find it empty."""
+"""The relay on a real database: committed rows go out in id order, it reads the outbox once
+per wake-up (a commit's notification), not once more to find it empty, and the rows
+of several rounds share one mark, or are marked at once when a delivery failed."""
 
 from __future__ import annotations
 
@@ -68,9 +69,9 @@ def test_relay_publishes_in_order_and_reads_once_per_commit(dsn: str) -> None:
     reads = [0]
     publish_once = relay.publish_once
 
-    def counted(conn: psycopg.Connection[Any]) -> int:
+    def counted(conn: psycopg.Connection[Any], *, defer_mark: bool = False) -> int:
         reads[0] += 1
-        return publish_once(conn)
+        return publish_once(conn, defer_mark=defer_mark)
 
     relay.publish_once = counted  # type: ignore[method-assign]
     _commit(dsn, b"a", b"b")  # before the relay starts: found by its first read
@@ -94,3 +95,32 @@ def test_relay_publishes_in_order_and_reads_once_per_commit(dsn: str) -> None:
         _commit(dsn, b"wake")  # the relay waits for a notification: give it one to see stop
         thread.join(20)
     assert not thread.is_alive()
+
+
+def test_rounds_share_one_mark_and_leave_out_what_they_published(dsn: str) -> None:
+    producer = _Producer()
+    relay = Relay(dsn, cast(EventProducer, producer), batch=100)
+    with db.connect(dsn) as conn:
+        _commit(dsn, b"a", b"b")
+        assert relay.publish_once(conn, defer_mark=True) == 2
+        assert _unsent(dsn) == 2  # published; the mark waits for the next rounds
+        _commit(dsn, b"c")
+        # The next read leaves a and b out: only c goes out.
+        assert relay.publish_once(conn, defer_mark=True) == 1
+        relay.mark_pending(conn)
+        assert _unsent(dsn) == 0  # one mark for both rounds
+        assert relay.publish_once(conn, defer_mark=True) == 0
+    assert producer.values == [b"a", b"b", b"c"]
+
+
+def test_a_failed_delivery_marks_what_went_out_at_once(dsn: str) -> None:
+    class _Refusing(_Producer):
+        def produce_all(self, records: Sequence[_Rec]) -> list[str | None]:
+            super().produce_all(records[:1])
+            return [None] + ["refused"] * (len(records) - 1)
+
+    relay = Relay(dsn, cast(EventProducer, _Refusing()), batch=100)
+    _commit(dsn, b"a", b"b", b"c")
+    with db.connect(dsn) as conn:
+        assert relay.publish_once(conn, defer_mark=True) == -1
+    assert _unsent(dsn) == 2  # a is marked; b and c go again, in order, next round
