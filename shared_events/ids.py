@@ -38,4 +38,9 @@ def created_at(value: uuid.UUID) -> datetime | None:
     """When a v7 id was made (its embedded clock), or None for any other kind of UUID."""
     if value.version != 7:
         return None
-    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
+    try:
+        return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
+    except (ValueError, OverflowError, OSError):
+        # A clock past year 9999 (48 bits of milliseconds reach 10889): no v7 id this
+        # system made, so it tells nothing, like an id of another kind.
+        return None

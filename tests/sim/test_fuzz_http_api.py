@@ -19,7 +19,16 @@ from eventing.testing import SagaHarness
 from tests.sim.api import KNOWN, Client, serving
 from tests.sim.strategies import countries, skus
 
-pytestmark = pytest.mark.integration
+pytestmark = [
+    pytest.mark.integration,
+    # The API's connection pool (psycopg_pool) draws its reconnect jitter from the global
+    # `random` in its own threads; hypothesis sees the global state move during a draw and
+    # warns about strategies using `random`, which these do not.
+    pytest.mark.filterwarnings(
+        "ignore:Do not use the `random` module inside strategies"
+        ":hypothesis.errors.HypothesisDeprecationWarning"
+    ),
+]
 
 FUZZ = settings(
     max_examples=120,
