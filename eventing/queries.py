@@ -10,6 +10,8 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from eventing.array_params import with_array_literals
+
 __all__ = ["Queries"]
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -44,13 +46,13 @@ class Queries:
 
     def execute(self, conn: psycopg.Connection[Any], name: str, params: Any = None) -> int:
         with conn.cursor() as cur:
-            cur.execute(self[name], params, prepare=True)
+            cur.execute(self[name], with_array_literals(params), prepare=True)
             return cur.rowcount
 
     def executemany(self, conn: psycopg.Connection[Any], name: str, params: list[Any]) -> None:
         if params:
             with conn.cursor() as cur:
-                cur.executemany(self[name], params)
+                cur.executemany(self[name], [with_array_literals(p) for p in params])
 
     def copy(self, conn: psycopg.Connection[Any], name: str, rows: Iterable[Sequence[Any]]) -> None:
         """Rows into a `COPY ... FROM STDIN` query: the cheapest way to insert a batch."""
@@ -61,25 +63,25 @@ class Queries:
     def rows(self, conn: psycopg.Connection[Any], name: str, params: Any = None) -> list[Any]:
         """Plain tuples: cheaper than dicts where a hot loop reads a few columns."""
         with conn.cursor() as cur:
-            cur.execute(self[name], params, prepare=True)
+            cur.execute(self[name], with_array_literals(params), prepare=True)
             return cur.fetchall()
 
     def one(
         self, conn: psycopg.Connection[Any], name: str, params: Any = None
     ) -> dict[str, Any] | None:
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self[name], params, prepare=True)
+            cur.execute(self[name], with_array_literals(params), prepare=True)
             return cur.fetchone()
 
     def all(
         self, conn: psycopg.Connection[Any], name: str, params: Any = None
     ) -> list[dict[str, Any]]:
         with conn.cursor(row_factory=dict_row) as cur:
-            cur.execute(self[name], params, prepare=True)
+            cur.execute(self[name], with_array_literals(params), prepare=True)
             return cur.fetchall()
 
     def scalar(self, conn: psycopg.Connection[Any], name: str, params: Any = None) -> Any:
         with conn.cursor() as cur:
-            cur.execute(self[name], params, prepare=True)
+            cur.execute(self[name], with_array_literals(params), prepare=True)
             row = cur.fetchone()
             return row[0] if row else None
