@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import ValidationError
 
-from shared_events.envelope import Event
+from shared_events.envelope import Event, validate_json
 from shared_events.fulfillment import FulfillmentFailed, ShipmentScheduled
 from shared_events.inventory import InventoryRejected, InventoryReleased, InventoryReserved
 from shared_events.order import OrderPlaced
@@ -143,7 +143,7 @@ def decode(
         # The headers name the model: one parse. The body's own event_type and
         # schema_version are literals of that model, so a header that lies fails validation.
         try:
-            return model.model_validate_json(value)
+            return validate_json(model, value)
         except ValidationError:
             pass  # fall through for the precise reason (not JSON, other type...)
     try:
@@ -159,7 +159,7 @@ def decode(
     if model is None:
         raise UnknownEventType(event_type, version)
     try:
-        return model.model_validate_json(value)
+        return validate_json(model, value)
     except ValidationError as exc:
         raise InvalidEvent(
             f"{event_type} v{version} failed validation: {_validation_summary(exc)}"

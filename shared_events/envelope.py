@@ -8,13 +8,21 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self, TypeVar
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 from shared_events.ids import new_id
 
-__all__ = ["Contract", "Event", "UtcDatetime", "new_event_id", "utcnow"]
+__all__ = ["Contract", "Event", "UtcDatetime", "new_event_id", "utcnow", "validate_json"]
 
 
 def _no_nul(value: object) -> bool:
@@ -29,7 +37,9 @@ class Contract(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
 
     @model_validator(mode="after")
-    def _storable(self) -> Self:
+    def _storable(self, info: ValidationInfo) -> Self:
+        if info.context is _NUL_FREE:
+            return self
         # PostgreSQL stores no NUL character, in text or in jsonb: a message carrying one
         # would be handled by a consumer that does not store that field (inventory reserves
         # the stock) and refused by one that does (the order service records every payload).
@@ -40,6 +50,21 @@ class Contract(BaseModel):
                     f"{name} contains a NUL character (\\u0000), which cannot be stored"
                 )
         return self
+
+
+# The context of a validation from JSON text that holds no NUL (see validate_json).
+_NUL_FREE: dict[str, bool] = {"nul_free": True}
+_NUL_ESCAPE = b"\\u0000"
+
+ContractT = TypeVar("ContractT", bound=Contract)
+
+
+def validate_json(model: type[ContractT], data: bytes) -> ContractT:
+    """`model.model_validate_json(data)`, with the NUL check of every model in it done once
+    on the bytes. JSON can carry a NUL only as the escape \\u0000 (a raw control character
+    is not JSON), so bytes without it hold none; this was 5-10 % of a service's CPU as a
+    check of every field of every model."""
+    return model.model_validate_json(data, context=None if _NUL_ESCAPE in data else _NUL_FREE)
 
 
 def _in_utc(value: datetime) -> datetime:

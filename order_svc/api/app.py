@@ -47,6 +47,7 @@ from order_svc.metrics import (
 )
 from order_svc.placement import CheckoutRequest, IdempotencyConflict, UnknownSku
 from order_svc.retention import beyond_retention, missing_order
+from shared_events.envelope import validate_json
 
 __all__ = ["POOL_WAIT_S", "CheckoutApi", "CheckoutApp", "create_app"]
 
@@ -152,7 +153,7 @@ class CheckoutApi:
                 [("Idempotency-Key", f"must be 1 to {MAX_KEY_LEN} printable characters")]
             )
         try:
-            req = CheckoutRequest.model_validate_json(body)
+            req = validate_json(CheckoutRequest, body)
         except ValidationError as exc:
             return _invalid(_validation_errors(exc))
         if self._waiting >= self.max_waiting:

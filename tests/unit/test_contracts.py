@@ -19,6 +19,7 @@ from shared_events import (
 )
 from shared_events.codec import PRODUCER_OF, header_value
 from shared_events.common import Address, LineItem
+from shared_events.envelope import validate_json
 from shared_events.order import OrderPlacedPayload
 from shared_events.topics import ALL_TOPICS, dlq_topic, events_topic
 
@@ -127,3 +128,19 @@ def test_causation_and_correlation_follow_the_cause() -> None:
     )
     assert second.causation_id == first.event_id
     assert second.correlation_id == first.correlation_id == first.order_id
+
+
+def test_a_nul_is_refused_however_the_model_is_made() -> None:
+    """validate_json checks the bytes once for the escape; a model built in Python, or JSON
+    that spells a backslash before `u0000`, still goes through the field-by-field check."""
+    with pytest.raises(ValidationError, match="NUL character"):
+        validate_json(Address, b'{"country": "US", "city": "Sprin\\u0000gfield"}')
+    with pytest.raises(ValidationError, match="NUL character"):
+        Address(country="US", city="Sprin\x00gfield")
+    with pytest.raises(ValidationError, match="NUL character"):
+        Address.model_validate({"country": "US", "city": "x\x00"})
+    literal = validate_json(Address, b'{"country": "US", "city": "a\\\\u0000b"}')
+    assert literal.city == "a\\u0000b"
+    assert validate_json(Address, b'{"country": "US", "city": "ok"}') == Address(
+        country="US", city="ok"
+    )
