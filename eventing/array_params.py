@@ -27,13 +27,17 @@ def _iso(v: date | time) -> str:
     return '"' + v.isoformat() + '"'
 
 
+def _uuid(v: uuid.UUID) -> str:
+    return f"{v.int:032x}"  # PostgreSQL reads 32 hex digits as a uuid: a third of str()
+
+
 def _bool(v: bool) -> str:
     return "t" if v else "f"
 
 
 # By exact type: a subclass (an IntEnum, a str enum) may print itself otherwise.
 _WRITE: dict[type, Callable[[Any], str]] = {
-    uuid.UUID: str,
+    uuid.UUID: _uuid,
     int: str,
     float: repr,
     Decimal: str,
