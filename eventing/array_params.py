@@ -3,10 +3,10 @@
 psycopg dumps a list one element at a time in Python (its ListDumper calls an element
 dumper per value); a batch's statements pass lists of ids and times, and in a profile of
 the services at 600 sagas/s that dumping was 9-10 % of their time holding the GIL, most of
-it in the inbox claim. The same values written
-as one array literal ('{a,b,c}') go as a single string of unknown type, which the
-statement's cast (`%(ids)s::uuid[]`) or its context parses on the server, at a third of the
-client's cost. Lists of other types (bytes, dicts, nested lists) are left to psycopg.
+it in the inbox claim. The same values written as one array literal ('{a,b,c}') go as a
+single string of unknown type, which the statement's cast (`%(ids)s::uuid[]`) or its
+context parses on the server: 102 instead of 180 us of client CPU for a statement with
+three lists of 20. Lists of other types (bytes, dicts, nested lists) are left to psycopg.
 """
 
 from __future__ import annotations

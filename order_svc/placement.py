@@ -23,7 +23,7 @@ from order_svc.repository import (
     record_steps,
 )
 from shared_events.common import Address, LineItem, StockLine, check_unique_skus
-from shared_events.envelope import Contract
+from shared_events.envelope import Contract, validate_json
 from shared_events.ids import new_id
 from shared_events.order import OrderPlaced, OrderPlacedPayload
 from shared_events.topics import events_topic
@@ -49,7 +49,7 @@ class CheckoutRequest(Contract):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckoutRequest:
         """Validate plain Python data exactly as the JSON body would be (strict JSON rules)."""
-        return cls.model_validate_json(json.dumps(data))
+        return validate_json(cls, json.dumps(data).encode())
 
     @model_validator(mode="after")
     def _unique(self) -> CheckoutRequest:
