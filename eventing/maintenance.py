@@ -45,13 +45,17 @@ RUNTIME_PARTITIONS = (
         cover_past=True,
         ahead_s=900.0,
     ),
-    # What the relay has not published yet is never dropped, however old.
+    # What the relay has not published yet is never dropped, however old. Half-full pages
+    # leave each row room for its sent mark beside it: the mark then logs about 80 bytes of
+    # WAL instead of the whole row again (about 880 bytes for a typical event), about a
+    # fifth of a saga's WAL (measured in the README's "Before and after").
     TimePartitioned(
         "outbox",
         interval_s=lambda s: s.outbox_partition_s,
         retention_s=lambda s: s.outbox_retention_s,
         keep_if="sent_at IS NULL",
         ahead_s=600.0,
+        fillfactor=50,
     ),
 )
 

@@ -64,6 +64,10 @@ class TimePartitioned:
     # Statement run on a detached partition just before it is dropped ({partition} is its
     # name), in the same transaction: e.g. totals that must outlive the rows.
     before_drop: str | None = None
+    # Fill new partitions' pages only this full (percent): an update that cannot be HOT
+    # (it changes a column an index reads) then still finds room on the row's own page,
+    # and PostgreSQL logs only the changed bytes instead of the whole new row.
+    fillfactor: int | None = None
 
     def interval(self, settings: Settings) -> timedelta:
         return timedelta(seconds=self.interval_s(settings))
@@ -173,14 +177,20 @@ def _db_now(conn: psycopg.Connection[Any]) -> datetime:
     return value[0]  # type: ignore[no-any-return]
 
 
-def _create(conn: psycopg.Connection[Any], table: str, lo: datetime, hi: datetime) -> str:
+def _create(
+    conn: psycopg.Connection[Any], spec: TimePartitioned, lo: datetime, hi: datetime
+) -> str:
+    table = spec.table
     name = _name(table, lo)
+    storage: sql.Composable = sql.SQL("")
+    if spec.fillfactor is not None:
+        storage = sql.SQL(" WITH (fillfactor = {})").format(sql.Literal(spec.fillfactor))
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = '{_LOCK_TIMEOUT}'")
         conn.execute(
             sql.SQL(
-                "CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
-            ).format(sql.Identifier(name), sql.Identifier(table))
+                "CREATE TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS){}"
+            ).format(sql.Identifier(name), sql.Identifier(table), storage)
         )
         conn.execute(
             sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})").format(
@@ -261,7 +271,7 @@ def maintain(
         end = now + min(max(step * 2, timedelta(seconds=spec.ahead_s)), step * 10)
         for lo, hi in missing_ranges(parts, start, end, step):
             try:
-                report.created.append(_create(conn, spec.table, lo, hi))
+                report.created.append(_create(conn, spec, lo, hi))
             except psycopg.Error as exc:
                 report.failed.append(f"create {spec.table} [{lo}, {hi}): {exc}".strip())
         for p in expired(parts, now, keep):

@@ -1,6 +1,7 @@
 """The relay on a real database: committed rows go out in id order, it reads the outbox once
 per wake-up (a commit's notification), not once more to find it empty, and the rows
-of several rounds share one mark, or are marked at once when a delivery failed."""
+of several rounds share one mark, or are marked at once when a delivery failed; a mark
+leaves its row on the page it was written to."""
 
 from __future__ import annotations
 
@@ -124,3 +125,23 @@ def test_a_failed_delivery_marks_what_went_out_at_once(dsn: str) -> None:
     with db.connect(dsn) as conn:
         assert relay.publish_once(conn, defer_mark=True) == -1
     assert _unsent(dsn) == 2  # a is marked; b and c go again, in order, next round
+
+
+def _pages(dsn: str) -> dict[int, int]:
+    with db.connect(dsn) as conn:
+        rows = conn.execute("SELECT id, (ctid::text::point)[0]::int FROM outbox").fetchall()
+    return {int(i): int(page) for i, page in rows}
+
+
+def test_a_mark_keeps_each_row_on_its_page(dsn: str) -> None:
+    # Rows the size of a typical event fill pages as far as the fillfactor lets them; the
+    # sent mark's new version then fits beside the old one, and its WAL record holds only
+    # the changed bytes. On a full page it would move, and log the whole row again.
+    relay = Relay(dsn, cast(EventProducer, _Producer()), batch=500)
+    _commit(dsn, *[bytes([65 + i % 26]) * 600 for i in range(60)])
+    before = _pages(dsn)
+    assert len(set(before.values())) > 1  # several pages, each written as full as allowed
+    with db.connect(dsn) as conn:
+        assert relay.publish_once(conn) == 60
+    assert _unsent(dsn) == 0
+    assert _pages(dsn) == before
