@@ -37,6 +37,7 @@ __all__ = [
     "cluster_id",
     "fetch_jars",
     "jars_ready",
+    "new_cluster_id",
     "quorum_hint",
     "require_broker_ports",
     "running_broker",
@@ -150,7 +151,7 @@ def _kafka_properties(broker: Broker, brokers: tuple[Broker, ...], partitions: i
     return header + "".join(f"{k}={v}\n" for k, v in lines.items())
 
 
-def _new_cluster_id() -> str:
+def new_cluster_id() -> str:
     # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding; Kafka itself
     # avoids ids that start with '-' because they read like command-line options.
     while True:
@@ -166,7 +167,7 @@ def cluster_id(paths: StackPaths) -> str:
     found = state.get("cluster_id")
     if isinstance(found, str) and found:
         return found
-    made = _new_cluster_id()
+    made = new_cluster_id()
     write_state(paths, {**state, "cluster_id": made})
     return made
 

@@ -21,12 +21,10 @@ so it is off: the containers are removed by context managers, also when a test f
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import subprocess
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +35,7 @@ import pytest
 from eventing.kafka.admin import broker_answers
 from eventing.settings import SERVICES, Settings, load_settings
 from saga_cli import stack as stack_lib
+from saga_cli.stack.kafka import new_cluster_id
 from tests.ports import free_port
 
 if TYPE_CHECKING:
@@ -201,8 +200,8 @@ def _kafka_env(port: int) -> dict[str, str]:
     """One KRaft node (broker + controller) advertising 127.0.0.1:port, configured like the
     1-broker local stack (saga_cli/stack/kafka.py)."""
     return {
-        # Kafka's id form: 16 random bytes, URL-safe base64 without padding.
-        "CLUSTER_ID": base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode(),
+        # Not one that starts with '-': the image's format step would read it as an option.
+        "CLUSTER_ID": new_cluster_id(),
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
         "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
