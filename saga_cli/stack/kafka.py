@@ -216,7 +216,12 @@ def _format(brokers: list[Broker], tools: Tools, libs: Path, cluster: str, echo:
     running: list[tuple[Broker, subprocess.Popen[str]]] = []
     for broker in brokers:
         echo(f"kafka: formatting KRaft storage of broker {broker.id} in {broker.files.data}")
-        cmd = [*_java(tools, libs, broker), "kafka.tools.StorageTool", "format", "-t", cluster]
+        cmd = [
+            *_java(tools, libs, broker),
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster}",
+        ]
         cmd += ["-c", str(broker.files.config)]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         running.append((broker, proc))

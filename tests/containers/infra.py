@@ -200,7 +200,7 @@ def _kafka_env(port: int) -> dict[str, str]:
     """One KRaft node (broker + controller) advertising 127.0.0.1:port, configured like the
     1-broker local stack (saga_cli/stack/kafka.py)."""
     return {
-        # Not one that starts with '-': the image's format step would read it as an option.
+        # Kafka's id form, made as the local stack makes it.
         "CLUSTER_ID": new_cluster_id(),
         "KAFKA_NODE_ID": "1",
         "KAFKA_PROCESS_ROLES": "broker,controller",
