@@ -57,9 +57,9 @@ class OrderState:
 def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
     """Add events to their orders' saga records; returns the orders that got a step.
 
-    COPY, not INSERT ... ON CONFLICT: every event here is new (the inbox dedupes what
-    was consumed, placement records its own OrderPlaced once), and COPY is the cheapest
-    way in for a batch; the payload goes in as pydantic's JSON, with no Python round trip.
+    A plain insert (`Queries.copy`: COPY for a batch), not INSERT ... ON CONFLICT: every
+    event here is new (the inbox dedupes what was consumed, placement records its own
+    OrderPlaced once); the payload goes in as pydantic's JSON, with no Python round trip.
     """
     if not events:
         return set()
