@@ -43,6 +43,13 @@ def _copy_target(name: str, sql: str) -> tuple[str, list[str]]:
 class Queries:
     def __init__(self, sql: dict[str, str]) -> None:
         self._sql = sql
+        # The table and columns of each COPY query, read once: a COPY that copy() could not
+        # stand in for is refused here, when the queries load.
+        self._copies = {
+            name: _copy_target(name, text)
+            for name, text in sql.items()
+            if _bare(text)[:5].upper() == "COPY "
+        }
         # (name, rows) -> the INSERT of that many rows that stands in for a COPY query.
         self._inserts: dict[tuple[str, int], str] = {}
 
@@ -54,8 +61,6 @@ class Queries:
             if name in sql:
                 raise ValueError(f"query {name!r} is defined twice")
             sql[name] = body.strip()
-            if _bare(body)[:5].upper() == "COPY ":
-                _copy_target(name, body)  # one that copy() could not stand in for: say so now
         return cls(sql)
 
     @classmethod
@@ -103,7 +108,10 @@ class Queries:
     def _insert(self, name: str, n: int) -> str:
         found = self._inserts.get((name, n))
         if found is None:
-            table, columns = _copy_target(name, self[name])
+            target = self._copies.get(name)
+            if target is None:
+                raise KeyError(f"no COPY query named {name!r}; known: {sorted(self._copies)}")
+            table, columns = target
             row = "(" + ", ".join(["%s"] * len(columns)) + ")"
             found = f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join([row] * n)
             self._inserts[(name, n)] = found

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from eventing import db
 from eventing.queries import SMALL_BATCH, Queries
 from eventing.settings import Settings
+from tests.sim.strategies import texts
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +32,11 @@ COPY no_such_table (id) FROM STDIN
 """
 )
 
-_TEXT = st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
 _ROW = st.tuples(
     st.uuids(),
-    _TEXT,
-    st.lists(st.one_of(st.none(), _TEXT), max_size=3),
-    st.dictionaries(_TEXT, st.integers(-(2**40), 2**40), max_size=3).map(json.dumps),
+    texts(),
+    st.lists(st.one_of(st.none(), texts()), max_size=3),
+    st.dictionaries(texts(), st.integers(-(2**40), 2**40), max_size=3).map(json.dumps),
     st.one_of(
         st.none(),
         st.integers(0, 10**6).map(lambda s: datetime(2026, 12, 3, tzinfo=UTC) + timedelta(s)),
@@ -47,13 +47,18 @@ _ROW = st.tuples(
 )
 
 
+def _session(settings: Settings) -> psycopg.Connection[Any]:
+    c = db.connect(settings.pg_admin_dsn)
+    c.execute(
+        "CREATE TEMP TABLE things (id uuid PRIMARY KEY, name text, tags text[], doc jsonb,"
+        " at timestamptz, n bigint, flag boolean, raw bytea)"
+    )
+    return c
+
+
 @pytest.fixture(scope="module")
 def conn(settings: Settings, stack: dict[str, Any]) -> Any:
-    with db.connect(settings.pg_admin_dsn) as c:
-        c.execute(
-            "CREATE TEMP TABLE things (id uuid PRIMARY KEY, name text, tags text[], doc jsonb,"
-            " at timestamptz, n bigint, flag boolean, raw bytea)"
-        )
+    with _session(settings) as c:
         yield c
 
 
@@ -79,16 +84,28 @@ def test_rows_arrive_as_they_were_given_by_either_path(
     assert _stored(conn, rows) == _expected(rows)
 
 
-def test_both_paths_are_taken_and_agree(conn: psycopg.Connection[Any]) -> None:
+def test_both_paths_are_taken_and_agree(settings: Settings, stack: dict[str, Any]) -> None:
     def rows(n: int) -> list[tuple[Any, ...]]:
         return [
             (uuid.uuid4(), f"n{i}", ["a", None], '{"k": 1}', None, i, i % 2 == 0, b"\x00\xff")
             for i in range(n)
         ]
 
-    for n in (1, SMALL_BATCH, SMALL_BATCH + 1, 3 * SMALL_BATCH):
-        batch = rows(n)
-        assert _stored(conn, batch) == _expected(batch)
+    def inserts_prepared(conn: psycopg.Connection[Any]) -> int:
+        # The INSERT path prepares a statement in the session; COPY cannot be prepared.
+        row = conn.execute(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO things%'"
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    # A session of its own: none of the INSERTs is prepared in it yet.
+    with _session(settings) as conn:
+        for n, by_insert in ((1, True), (SMALL_BATCH, True), (SMALL_BATCH + 1, False), (12, False)):
+            before = inserts_prepared(conn)
+            batch = rows(n)
+            assert _stored(conn, batch) == _expected(batch)
+            assert inserts_prepared(conn) - before == (1 if by_insert else 0), n
 
 
 def test_no_rows_send_no_statement(conn: psycopg.Connection[Any]) -> None:
