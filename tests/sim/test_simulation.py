@@ -19,7 +19,7 @@ from saga_cli.simulate_cmd import simulate
 
 pytestmark = pytest.mark.integration
 
-CI_SEEDS = range(0, 150)
+CI_SEEDS = range(0, 100)
 CI_ORDERS = 8
 
 
