@@ -159,7 +159,7 @@ def _flash_verdict(
     type=click.FloatRange(min=5),
     default=30.0,
     show_default=True,
-    help="With --curve: seconds each point (and the peak probe) offers its load.",
+    help="With --curve: seconds each point and the peak probe offer their load (the hold: twice).",
 )
 @click.option(
     "--probe-rate",
@@ -167,8 +167,9 @@ def _flash_verdict(
     default=3000.0,
     show_default=True,
     help=(
-        "With --curve: what the first peak probe offers (well above what the system takes);"
-        " a second one offers 1.5x what the first completed."
+        "With --curve: what the peak probe offers (well above what the system takes);"
+        " the hold then offers 1.5x what the probe completed, and what it completes is the"
+        " sustained peak."
     ),
 )
 @click.option(
@@ -368,12 +369,17 @@ def _fractions(points: str) -> tuple[float, ...]:
 
 
 def _print_curve(r: dict[str, Any]) -> None:
-    click.echo(f"\npeak (probe) {r['peak_sagas_per_s']:.0f} sagas/s; topology {r['topology']}")
+    probe, hold = r["peak_probe"], r["peak_hold"]
+    click.echo(
+        f"\nsustained peak {r['peak_sagas_per_s']:.0f} sagas/s (held {hold['offered_rate']:.0f}/s"
+        f" offered; the probe at {probe['offered_rate']:.0f}/s completed"
+        f" {probe['sagas_per_s']:.0f}/s); topology {r['topology']}"
+    )
     held = r.get("held_by_points")
     if held is not None:
         click.echo(
             f"the points at 80 % or more held at most {held['sagas_per_s']:.0f} sagas/s,"
-            f" {held['of_peak']:.0%} of the probe's peak"
+            f" {held['of_peak']:.0%} of the sustained peak"
         )
     click.echo(
         f"{'load':>6} {'offered/s':>10} {'done/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
