@@ -5,7 +5,7 @@ surplus): a first reading of the peak, and the warm-up of a cold stack (Kafka's 
 Refusing a surplus many times the peak costs CPU the sagas need when the load client and
 the API share the machine's cores, so the peak is then held: 1.5x what the probe completed,
 for two steps, and what that hold completed is the sustained peak. (The better of two
-one-step probes, as before, read 6-20 % above what the machine then held: its 80 % point
+one-step probes read 6-20 % above what the machine then held: its 80 % point
 was refusing checkouts, a machine at capacity rather than at 80 % of it.) Then each point
 offers a fraction of that peak for one step, and reports what a user sees at that load:
 completed sagas/s, latency p50/p95/p99 (placed to terminal, from the saga record), the
@@ -32,7 +32,7 @@ __all__ = ["CurvePlan", "held_by_points", "hold_rate", "run_curve"]
 Groups = dict[str, int | tuple[int, ...] | None]
 # The hold offers this much more than the probe completed: above the peak, so admission
 # control still refuses some, but not a surplus that starves the sagas of CPU.
-PEAK_REPROBE = 1.5
+HOLD_FACTOR = 1.5
 # The hold lasts this many steps: a peak read over a longer window, after the probe's
 # warm-up, is one the machine sustains rather than a burst.
 HOLD_STEPS = 2
@@ -109,37 +109,24 @@ def held_by_points(points: Sequence[dict[str, Any]], peak: float) -> dict[str, f
 
 
 def hold_rate(probe_done: float, probe_rate: float) -> float:
-    """What the hold offers: PEAK_REPROBE x what the probe completed, never more than the
+    """What the hold offers: HOLD_FACTOR x what the probe completed, never more than the
     probe offered."""
-    return min(PEAK_REPROBE * probe_done, probe_rate)
+    return min(HOLD_FACTOR * probe_done, probe_rate)
 
 
 def run_curve(
     cfg: Settings, url: str, plan: CurvePlan, groups: Groups, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    def completed(step: dict[str, Any], what: str) -> dict[str, Any]:
-        if float(step.get("sagas_per_s", 0.0)) <= 0:
-            raise RuntimeError(f"the {what} completed nothing: {step}")
-        return step
+    def peak_step(what: str, label: str, rate: float, steps: float) -> dict[str, Any]:
+        say(f"{what} the peak: offering {rate:.0f}/s for {plan.step_s * steps:.0f}s")
+        found = _point(cfg, url, rate, plan, groups, say, label, steps=steps)
+        if float(found.get("sagas_per_s", 0.0)) <= 0:
+            raise RuntimeError(f"the {label} completed nothing: {found}")
+        return {"offered_rate": round(rate, 1), **found}
 
-    say(f"probing the peak: offering {plan.probe_rate:.0f}/s for {plan.step_s:.0f}s")
-    first = completed(
-        {
-            "offered_rate": round(plan.probe_rate, 1),
-            **_point(cfg, url, plan.probe_rate, plan, groups, say, "peak probe"),
-        },
-        "peak probe",
-    )
+    first = peak_step("probing", "peak probe", plan.probe_rate, 1)
     rate = hold_rate(float(first["sagas_per_s"]), plan.probe_rate)
-    hold_s = plan.step_s * HOLD_STEPS
-    say(f"holding the peak: offering {rate:.0f}/s for {hold_s:.0f}s")
-    held = completed(
-        {
-            "offered_rate": round(rate, 1),
-            **_point(cfg, url, rate, plan, groups, say, "peak hold", steps=HOLD_STEPS),
-        },
-        "peak hold",
-    )
+    held = peak_step("holding", "peak hold", rate, HOLD_STEPS)
     peak = float(held["sagas_per_s"])
     points = []
     for fraction in plan.fractions:
