@@ -9,7 +9,6 @@ list, like a gateway's batch API, so a batch of charges is one round trip.
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import psycopg
 
 from eventing.errors import TransientError
-from eventing.queries import Queries
+from payment_svc import repository as repo
 
 __all__ = [
     "Gateway",
@@ -27,7 +26,6 @@ __all__ = [
     "set_fault",
 ]
 
-Q = Queries.load("payment_svc")
 DECLINED_TOKENS = frozenset({"tok_declined"})
 
 
@@ -73,41 +71,27 @@ class Gateway:
             conn.close()
         self._local.conn = None
 
-    def _check_faults(self, conn: psycopg.Connection[Any]) -> None:
-        fault = Q.one(conn, "gateway_active_fault")
-        if fault is None:
-            return
-        if fault["mode"] == "down":
-            raise GatewayUnavailable(
-                f"payment gateway unavailable (fault injected until {fault['until']:%H:%M:%S})"
-            )
-        time.sleep(fault["latency_ms"] / 1000)
-
     def _record(self, ops: list[_Op]) -> dict[str, GatewayResult]:
         """Record operations (idempotent by key); return each key's outcome."""
         if not ops:
             return {}
         try:
-            conn = self._conn()
-            self._check_faults(conn)
-            with conn.transaction():
-                Q.execute(conn, "gateway_lock_keys", {"keys": [o.key for o in ops]})
-                Q.execute(
-                    conn,
-                    "gateway_record_many",
-                    {
-                        "kinds": [o.kind for o in ops],
-                        "order_ids": [o.order_id for o in ops],
-                        "keys": [o.key for o in ops],
-                        "amounts": [o.amount for o in ops],
-                        "currencies": [o.currency for o in ops],
-                        "outcomes": [o.outcome for o in ops],
-                    },
-                )
-                rows = Q.all(conn, "gateway_lookup_many", {"keys": [o.key for o in ops]})
+            rows = repo.gateway_call(
+                self._conn(),
+                kinds=[o.kind for o in ops],
+                order_ids=[o.order_id for o in ops],
+                keys=[o.key for o in ops],
+                amounts=[o.amount for o in ops],
+                currencies=[o.currency for o in ops],
+                outcomes=[o.outcome for o in ops],
+            )
         except psycopg.OperationalError as exc:
             self._local.conn = None
             raise GatewayUnavailable(f"payment gateway connection lost: {exc}") from exc
+        except psycopg.Error as exc:
+            if exc.sqlstate == repo.GATEWAY_DOWN:
+                raise GatewayUnavailable(exc.diag.message_primary or str(exc)) from exc
+            raise
         return {
             r["idempotency_key"]: GatewayResult(r["outcome"] == "approved", f"gw_{r['id']}")
             for r in rows
@@ -117,11 +101,10 @@ class Gateway:
         """Whether the gateway already answered a charge for the order, by the charge's
         idempotency key (what a real gateway is asked). Past a deadline only: not hot."""
         try:
-            row = Q.scalar(self._conn(), "gateway_charge_answered", {"order_id": order_id})
+            return repo.gateway_charge_answered(self._conn(), order_id)
         except psycopg.OperationalError as exc:
             self._local.conn = None
             raise GatewayUnavailable(f"payment gateway connection lost: {exc}") from exc
-        return row is not None
 
     def charge_many(
         self, charges: list[tuple[uuid.UUID, str, int, str]]
@@ -153,9 +136,5 @@ class Gateway:
         return {op.order_id: results[op.key] for op in ops}
 
 
-def set_fault(conn: psycopg.Connection[Any], mode: str, for_s: float, latency_ms: int = 0) -> None:
-    Q.execute(conn, "gateway_set_fault", {"mode": mode, "for_s": for_s, "latency_ms": latency_ms})
-
-
-def clear_fault(conn: psycopg.Connection[Any]) -> None:
-    Q.execute(conn, "gateway_clear_fault")
+set_fault = repo.gateway_set_fault
+clear_fault = repo.gateway_clear_fault

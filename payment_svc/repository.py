@@ -15,15 +15,13 @@ Q = Queries.load("payment_svc")
 Conn = psycopg.Connection[Any]
 
 __all__ = [
+    "GATEWAY_DOWN",
     "Ledger",
     "Payment",
     "Refund",
-    "gateway_active_fault",
+    "gateway_call",
     "gateway_charge_answered",
     "gateway_clear_fault",
-    "gateway_lock_keys",
-    "gateway_lookup_many",
-    "gateway_record_many",
     "gateway_set_fault",
 ]
 
@@ -117,11 +115,6 @@ class Ledger:
 # -- the simulated payment gateway's own tables (payment_svc.gateway) ----------------------
 
 
-def gateway_active_fault(conn: Conn) -> dict[str, Any] | None:
-    """The fault injected into the gateway now (mode, latency_ms, until), if any."""
-    return Q.one(conn, "gateway_active_fault")
-
-
 def gateway_set_fault(conn: Conn, mode: str, for_s: float, latency_ms: int = 0) -> None:
     Q.execute(conn, "gateway_set_fault", {"mode": mode, "for_s": for_s, "latency_ms": latency_ms})
 
@@ -130,12 +123,11 @@ def gateway_clear_fault(conn: Conn) -> None:
     Q.execute(conn, "gateway_clear_fault")
 
 
-def gateway_lock_keys(conn: Conn, keys: list[str]) -> None:
-    """Lock the idempotency keys until the transaction ends (in sorted order: no deadlocks)."""
-    Q.execute(conn, "gateway_lock_keys", {"keys": keys})
+# What the gateway's call raises (as the SQLSTATE of its error) while a fault holds it down.
+GATEWAY_DOWN = "SG001"
 
 
-def gateway_record_many(
+def gateway_call(
     conn: Conn,
     kinds: list[str],
     order_ids: list[uuid.UUID],
@@ -143,11 +135,13 @@ def gateway_record_many(
     amounts: list[int],
     currencies: list[str],
     outcomes: list[str],
-) -> None:
-    """Ledger entries, one per key (parallel sequences); a key already recorded is kept."""
-    Q.execute(
+) -> list[dict[str, Any]]:
+    """Ledger entries, one per key (parallel sequences), a key already recorded kept as it
+    is; returns each key's entry (idempotency_key, id, outcome). One statement, so in an
+    autocommit connection one transaction; raises with SQLSTATE GATEWAY_DOWN when down."""
+    return Q.all(
         conn,
-        "gateway_record_many",
+        "gateway_call",
         {
             "kinds": kinds,
             "order_ids": order_ids,
@@ -157,11 +151,6 @@ def gateway_record_many(
             "outcomes": outcomes,
         },
     )
-
-
-def gateway_lookup_many(conn: Conn, keys: list[str]) -> list[dict[str, Any]]:
-    """The ledger entries of these keys (idempotency_key, id, outcome)."""
-    return Q.all(conn, "gateway_lookup_many", {"keys": keys})
 
 
 def gateway_charge_answered(conn: Conn, order_id: uuid.UUID) -> bool:
