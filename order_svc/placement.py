@@ -19,7 +19,7 @@ from eventing.outbox import insert_outbox, row_for_event
 from order_svc.repository import (
     copy_orders,
     orders_by_idempotency_keys,
-    prices_for,
+    placement_lookup,
     record_steps,
 )
 from shared_events.common import Address, LineItem, StockLine, check_unique_skus
@@ -128,14 +128,11 @@ def place_orders(
     hashes = [_request_hash(req) for req, _ in requests]
     results: list[PlacedOrder | Exception | None] = [None] * len(requests)
     with conn.transaction():
-        keys = [k for _, k in requests if k]
-        known = (
-            {r["idempotency_key"]: r for r in orders_by_idempotency_keys(conn, keys)}
-            if keys
-            else {}
+        known, prices = placement_lookup(
+            conn,
+            keys=[k for _, k in requests if k],
+            skus=sorted({i.sku for req, _ in requests for i in req.items}),
         )
-        skus = sorted({i.sku for req, _ in requests for i in req.items})
-        prices = {r["sku"]: r for r in prices_for(conn, skus)}
         events: list[OrderPlaced] = []
         rows: list[tuple[Any, ...]] = []
         for n, ((req, key), req_hash) in enumerate(zip(requests, hashes, strict=True)):

@@ -37,6 +37,7 @@ __all__ = [
     "order_details",
     "orders_by_idempotency_keys",
     "orders_not_terminal",
+    "placement_lookup",
     "prices_for",
     "record_steps",
     "set_price",
@@ -87,13 +88,12 @@ def record_steps(conn: Conn, events: Sequence[Event]) -> set[uuid.UUID]:
 def lock_orders(conn: Conn, order_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, OrderState]:
     """Create stubs for orders not seen yet, lock all of them, return their status and facts."""
     ids = sorted(set(order_ids))
-    # An event may overtake the OrderPlaced of an order placed elsewhere: keep a stub.
-    Q.execute(conn, "insert_stub_orders", {"order_ids": ids})
+    rows = Q.rows(conn, "stub_and_lock_orders", {"order_ids": ids})
+    if len(rows) < len(ids):  # inserted meanwhile by another transaction: now committed
+        rows += Q.rows(conn, "lock_orders", {"order_ids": sorted(set(ids) - {r[0] for r in rows})})
     return {
         oid: OrderState(Status(status, reason), Facts(frozenset(seen), failure, expired), created)
-        for oid, status, reason, seen, failure, expired, created in Q.rows(
-            conn, "lock_orders", {"order_ids": ids}
-        )
+        for oid, status, reason, seen, failure, expired, created in rows
     }
 
 
@@ -163,6 +163,30 @@ def orders_by_idempotency_keys(conn: Conn, keys: list[str]) -> list[dict[str, An
     """Orders placed under these keys (idempotency_key, order_id, status, request_hash),
     running or archived."""
     return Q.all(conn, "orders_by_idempotency_keys", {"keys": keys})
+
+
+def placement_lookup(
+    conn: Conn, keys: list[str], skus: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """In one statement: the orders placed under these keys (as orders_by_idempotency_keys,
+    by key) and the price list's rows of these SKUs (as prices_for, by sku)."""
+    known: dict[str, dict[str, Any]] = {}
+    prices: dict[str, dict[str, Any]] = {}
+    for row in Q.all(conn, "placement_lookup", {"keys": keys, "skus": skus}):
+        if row["kind"] == "price":
+            prices[row["key"]] = {
+                "sku": row["key"],
+                "price_minor": row["price_minor"],
+                "currency": row["currency"],
+            }
+        else:
+            known[row["key"]] = {
+                "idempotency_key": row["key"],
+                "order_id": row["order_id"],
+                "status": row["status"],
+                "request_hash": row["request_hash"],
+            }
+    return known, prices
 
 
 def copy_orders(conn: Conn, rows: Iterable[Sequence[Any]]) -> None:

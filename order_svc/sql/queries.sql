@@ -15,10 +15,25 @@ VALUES (%(order_id)s, 'PENDING', 'event', %(customer_id)s, %(items)s, %(total_mi
 ON CONFLICT DO NOTHING
 RETURNING order_id
 
--- name: insert_stub_orders
-INSERT INTO orders (order_id, status, origin)
-SELECT unnest(%(order_ids)s::uuid[]), 'PENDING', 'event'
-ON CONFLICT (order_id) DO NOTHING
+-- name: stub_and_lock_orders
+-- An event may overtake the OrderPlaced of an order placed elsewhere: an order not seen yet
+-- gets a stub. One statement (a round trip less per batch) creates the stubs, then locks
+-- the others (one snapshot: the stubs come back from the INSERT, the rest from FOR UPDATE,
+-- in the order they were taken before). An order another transaction inserted after this
+-- statement's snapshot is in neither: the caller locks it with lock_orders.
+WITH stub AS (
+    INSERT INTO orders (order_id, status, origin)
+    SELECT unnest(%(order_ids)s::uuid[]), 'PENDING', 'event'
+    ON CONFLICT (order_id) DO NOTHING
+    RETURNING order_id, status, cancel_reason, seen, payment_failure, expired, created_at
+), existing AS (
+    SELECT order_id, status, cancel_reason, seen, payment_failure, expired, created_at
+    FROM orders
+    WHERE order_id = ANY(%(order_ids)s::uuid[])
+    ORDER BY order_id
+    FOR UPDATE
+)
+SELECT * FROM stub UNION ALL SELECT * FROM existing
 
 -- name: fill_order_details
 UPDATE orders SET customer_id = %(customer_id)s, items = %(items)s,
@@ -106,6 +121,22 @@ SELECT idempotency_key, order_id, status, request_hash FROM orders
 WHERE idempotency_key = ANY(%(keys)s::text[])
 UNION ALL
 SELECT idempotency_key, order_id, status, request_hash FROM orders_archive
+WHERE idempotency_key = ANY(%(keys)s::text[])
+
+-- name: placement_lookup
+-- What placing a batch needs to know, in one statement (a round trip less per batch): the
+-- prices of its SKUs (kind 'price': key = sku) and the orders already placed under its
+-- idempotency keys (kind 'order': key = idempotency_key), running or archived, as
+-- orders_by_idempotency_keys reads them.
+SELECT 'price' AS kind, sku AS key, price_minor, currency,
+       NULL::uuid AS order_id, NULL::text AS status, NULL::text AS request_hash
+FROM prices WHERE sku = ANY(%(skus)s::text[])
+UNION ALL
+SELECT 'order', idempotency_key, NULL, NULL, order_id, status, request_hash FROM orders
+WHERE idempotency_key = ANY(%(keys)s::text[])
+UNION ALL
+SELECT 'order', idempotency_key, NULL, NULL, order_id, status, request_hash
+FROM orders_archive
 WHERE idempotency_key = ANY(%(keys)s::text[])
 
 -- name: copy_steps
