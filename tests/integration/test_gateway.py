@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -94,3 +95,18 @@ def test_down_refuses_and_records_nothing(dsn: str) -> None:
         finally:
             gateway.close()
         assert conn.execute("SELECT count(*) FROM gateway_ledger").fetchone() == (0,)
+
+
+def test_slow_delays_the_call_and_still_answers(dsn: str) -> None:
+    order = uuid.uuid4()
+    with db.connect(dsn) as conn:
+        set_fault(conn, "slow", for_s=60, latency_ms=300)
+    gateway = Gateway(dsn)
+    try:
+        started = time.monotonic()
+        result = gateway.charge_many([(order, "tok_ok", 100, "USD")])[order]
+        took = time.monotonic() - started
+    finally:
+        gateway.close()
+    assert result.approved
+    assert took >= 0.3  # the injected latency is served (a lower bound, not a speed target)
