@@ -18,7 +18,6 @@ from eventing import tracing
 from eventing.outbox import insert_outbox, row_for_event
 from order_svc.repository import (
     copy_orders,
-    orders_by_idempotency_keys,
     placement_lookup,
     record_steps,
 )
@@ -86,12 +85,13 @@ def _request_hash(req: CheckoutRequest) -> str:
 
 
 def _existing(conn: psycopg.Connection[Any], key: str, req_hash: str) -> PlacedOrder | None:
-    rows = orders_by_idempotency_keys(conn, [key])
-    if not rows:
+    known, _ = placement_lookup(conn, keys=[key], skus=[])
+    row = known.get(key)
+    if row is None:
         return None
-    if rows[0]["request_hash"] != req_hash:
+    if row["request_hash"] != req_hash:
         raise IdempotencyConflict(key)
-    return PlacedOrder(rows[0]["order_id"], rows[0]["status"], created=False)
+    return PlacedOrder(row["order_id"], row["status"], created=False)
 
 
 def place_order(

@@ -35,7 +35,6 @@ __all__ = [
     "known_steps",
     "lock_orders",
     "order_details",
-    "orders_by_idempotency_keys",
     "orders_not_terminal",
     "placement_lookup",
     "prices_for",
@@ -159,33 +158,16 @@ def set_price(conn: Conn, sku: str, price_minor: int, currency: str = "USD") -> 
     Q.execute(conn, "set_price", {"sku": sku, "price_minor": price_minor, "currency": currency})
 
 
-def orders_by_idempotency_keys(conn: Conn, keys: list[str]) -> list[dict[str, Any]]:
-    """Orders placed under these keys (idempotency_key, order_id, status, request_hash),
-    running or archived."""
-    return Q.all(conn, "orders_by_idempotency_keys", {"keys": keys})
-
-
 def placement_lookup(
     conn: Conn, keys: list[str], skus: list[str]
 ) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """In one statement: the orders placed under these keys (as orders_by_idempotency_keys,
-    by key) and the price list's rows of these SKUs (as prices_for, by sku)."""
+    """In one statement: the orders placed under these keys, running or archived (by key:
+    order_id, status, request_hash), and the price list's rows of these SKUs (by sku:
+    price_minor, currency)."""
     known: dict[str, dict[str, Any]] = {}
     prices: dict[str, dict[str, Any]] = {}
     for row in Q.all(conn, "placement_lookup", {"keys": keys, "skus": skus}):
-        if row["kind"] == "price":
-            prices[row["key"]] = {
-                "sku": row["key"],
-                "price_minor": row["price_minor"],
-                "currency": row["currency"],
-            }
-        else:
-            known[row["key"]] = {
-                "idempotency_key": row["key"],
-                "order_id": row["order_id"],
-                "status": row["status"],
-                "request_hash": row["request_hash"],
-            }
+        (prices if row["kind"] == "price" else known)[row["key"]] = row
     return known, prices
 
 

@@ -114,20 +114,12 @@ WHERE customer_id = %(customer_id)s AND terminal_at BETWEEN %(start)s AND %(end)
 SELECT status, cancel_reason, count(*) AS n FROM orders_all
 WHERE customer_id = %(customer_id)s GROUP BY 1, 2 ORDER BY 3 DESC
 
--- name: orders_by_idempotency_keys
--- One statement over both tables: an order the archiver moves meanwhile is seen in one of
--- them, never in neither.
-SELECT idempotency_key, order_id, status, request_hash FROM orders
-WHERE idempotency_key = ANY(%(keys)s::text[])
-UNION ALL
-SELECT idempotency_key, order_id, status, request_hash FROM orders_archive
-WHERE idempotency_key = ANY(%(keys)s::text[])
-
 -- name: placement_lookup
 -- What placing a batch needs to know, in one statement (a round trip less per batch): the
 -- prices of its SKUs (kind 'price': key = sku) and the orders already placed under its
--- idempotency keys (kind 'order': key = idempotency_key), running or archived, as
--- orders_by_idempotency_keys reads them.
+-- idempotency keys (kind 'order': key = idempotency_key), running or archived. One
+-- statement over both tables: an order the archiver moves meanwhile is seen in one of
+-- them, never in neither.
 SELECT 'price' AS kind, sku AS key, price_minor, currency,
        NULL::uuid AS order_id, NULL::text AS status, NULL::text AS request_hash
 FROM prices WHERE sku = ANY(%(skus)s::text[])

@@ -5,7 +5,6 @@ comes back (locked), though that statement's snapshot cannot see it."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ import pytest
 from eventing import db
 from eventing.settings import Settings
 from order_svc import repository as repo
+from tests.e2e.harness import wait_for
 from tests.integration.service_db import migrate_to, scratch_database
 
 pytestmark = pytest.mark.integration
@@ -29,16 +29,11 @@ def _insert(conn: psycopg.Connection[Any], order_id: uuid.UUID, status: str) -> 
     )
 
 
-def _wait_for_lock_wait(conn: psycopg.Connection[Any], pid: int, timeout_s: float = 10) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        row = conn.execute(
-            "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
-        ).fetchone()
-        if row and row[0] == "Lock":
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"backend {pid} did not wait on a lock within {timeout_s} s")
+def _waits_on_a_lock(conn: psycopg.Connection[Any], pid: int) -> bool:
+    row = conn.execute(
+        "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+    ).fetchone()
+    return bool(row and row[0] == "Lock")
 
 
 def test_new_orders_get_stubs_and_known_ones_keep_their_state(
@@ -91,7 +86,8 @@ def test_an_order_inserted_meanwhile_comes_back_locked(
 
             worker = threading.Thread(target=lock)
             worker.start()
-            _wait_for_lock_wait(watch, locker.info.backend_pid)
+            pid = locker.info.backend_pid
+            wait_for("the locker to wait on the insert", lambda: _waits_on_a_lock(watch, pid))
             inserter.commit()
             worker.join(timeout=10)
             assert not worker.is_alive()

@@ -28,6 +28,7 @@ from eventing.retrier import Retrier
 from eventing.settings import Settings
 from eventing.tx import Tx
 from order_svc.domain import TERMINAL
+from order_svc.repository import placement_lookup
 from shared_events.codec import encode
 from shared_events.common import Address, LineItem, StockLine
 from shared_events.envelope import Event, utcnow
@@ -250,10 +251,8 @@ def test_ended_orders_move_to_the_archive_and_an_event_brings_them_back(
             "active",  # its dead letter may be redriven: its record stays at hand
         ]
         # The idempotency key of an archived order still finds it.
-        found = conn.execute(
-            Queries.load("order_svc")["orders_by_idempotency_keys"], {"keys": [f"k-{done}"]}
-        ).fetchall()
-        assert [r[1] for r in found] == [done]
+        found, _ = placement_lookup(conn, keys=[f"k-{done}"], skus=[])
+        assert [r["order_id"] for r in found.values()] == [done]
 
         # An event about an archived order: back to the active table before the handler.
         processor = Processor("order", CONSUMES, handle, cfg, archives=SPEC.archives)
