@@ -159,7 +159,7 @@ def _flash_verdict(
     type=click.FloatRange(min=5),
     default=30.0,
     show_default=True,
-    help="With --curve: seconds each point and the peak probe offer their load (the hold: twice).",
+    help="With --curve: seconds each point offers its load (so do the peak's probe, settle, hold).",
 )
 @click.option(
     "--probe-rate",
@@ -372,8 +372,9 @@ def _print_curve(r: dict[str, Any]) -> None:
     probe, hold = r["peak_probe"], r["peak_hold"]
     click.echo(
         f"\nsustained peak {r['peak_sagas_per_s']:.0f} sagas/s (held {hold['offered_rate']:.0f}/s"
-        f" offered; the probe at {probe['offered_rate']:.0f}/s completed"
-        f" {probe['sagas_per_s']:.0f}/s); topology {r['topology']}"
+        f" offered, after a step at that rate that completed"
+        f" {r['peak_settle']['sagas_per_s']:.0f}/s; the probe at {probe['offered_rate']:.0f}/s"
+        f" completed {probe['sagas_per_s']:.0f}/s); topology {r['topology']}"
     )
     held = r.get("held_by_points")
     if held is not None:
