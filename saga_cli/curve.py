@@ -8,7 +8,7 @@ for two steps, and what the second of them completed is the sustained peak. The 
 lets admission settle: the probe's overload leaves the adaptive in-flight limit cut, and it
 grows back over some 20 s (in one run the hold's first 5 s completed 377/s, its last 30 s
 620-685/s, with the limit going from 272 to 625), so a hold read over both steps was
-10-12 % below what the later points completed. (The better of two one-step probes read
+8-12 % below what the later points completed. (The better of two one-step probes read
 6-20 % above what the machine then held: its 80 % point was refusing checkouts, a machine
 at capacity rather than at 80 % of it.) Then each point
 offers a fraction of that peak for one step, and reports what a user sees at that load:
