@@ -56,12 +56,11 @@ def _point(
     groups: Groups,
     say: Callable[[str], None],
     label: str,
-    steps: float = 1.0,
 ) -> dict[str, Any]:
-    """Offer `rate` checkouts/s for `steps` of the plan's step; what came of it."""
+    """Offer `rate` checkouts/s for one of the plan's steps; what came of it."""
     run = uuid.uuid4().hex[:8]
     customer, sku = f"curve-{run}", f"CURVE-{run}"
-    orders = max(1, round(rate * plan.step_s * steps))
+    orders = max(1, round(rate * plan.step_s))
     set_item(cfg, sku, orders * 2, 1000, reason="bench")
     bodies = (body(customer, sku) for _ in range(orders))
     before = cpu_seconds(groups, alone=frozenset({"client"}))
@@ -118,17 +117,17 @@ def hold_rate(probe_done: float, probe_rate: float) -> float:
 def run_curve(
     cfg: Settings, url: str, plan: CurvePlan, groups: Groups, say: Callable[[str], None]
 ) -> dict[str, Any]:
-    def peak_step(what: str, label: str, rate: float, steps: float) -> dict[str, Any]:
-        say(f"{what} the peak: offering {rate:.0f}/s for {plan.step_s * steps:.0f}s")
-        found = _point(cfg, url, rate, plan, groups, say, label, steps=steps)
+    def peak_step(what: str, label: str, rate: float) -> dict[str, Any]:
+        say(f"{what} the peak: offering {rate:.0f}/s for {plan.step_s:.0f}s")
+        found = _point(cfg, url, rate, plan, groups, say, label)
         if float(found.get("sagas_per_s", 0.0)) <= 0:
             raise RuntimeError(f"the {label} completed nothing: {found}")
         return {"offered_rate": round(rate, 1), **found}
 
-    first = peak_step("probing", "peak probe", plan.probe_rate, 1)
+    first = peak_step("probing", "peak probe", plan.probe_rate)
     rate = hold_rate(float(first["sagas_per_s"]), plan.probe_rate)
-    settled = peak_step("settling at", "peak settle", rate, 1)
-    held = peak_step("holding", "peak hold", rate, 1)
+    settled = peak_step("settling at", "peak settle", rate)
+    held = peak_step("holding", "peak hold", rate)
     peak = float(held["sagas_per_s"])
     points = []
     for fraction in plan.fractions:

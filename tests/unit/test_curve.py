@@ -36,13 +36,13 @@ def test_the_hold_offers_more_than_the_probe_did_but_never_more_than_it_offered(
 def test_the_peak_is_what_the_settled_hold_completed_not_the_probes_burst(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    offered: list[tuple[float, float, str]] = []
+    offered: list[tuple[float, str]] = []
 
     def fake_point(
         cfg: object, url: str, rate: float, plan: object, groups: object, say: object,
-        label: str, steps: float = 1.0,
+        label: str,
     ) -> dict[str, Any]:  # fmt: skip
-        offered.append((rate, steps, label))
+        offered.append((rate, label))
         # The machine does 300/s in a burst and 240/s sustained; right after the burst,
         # while admission settles, it completes 180/s.
         done = {"peak probe": 300.0, "peak settle": 180.0}.get(label, min(rate, 240.0))
@@ -52,11 +52,11 @@ def test_the_peak_is_what_the_settled_hold_completed_not_the_probes_burst(
     plan = curve.CurvePlan((0.5, 2.0), 30.0, 3000.0, 8, 60.0)
     result = curve.run_curve(cast(Any, None), "", plan, {}, lambda _: None)
     assert offered == [
-        (3000.0, 1.0, "peak probe"),
-        (450.0, 1.0, "peak settle"),
-        (450.0, 1.0, "peak hold"),
-        (120.0, 1.0, "50%"),
-        (480.0, 1.0, "200%"),
+        (3000.0, "peak probe"),
+        (450.0, "peak settle"),
+        (450.0, "peak hold"),
+        (120.0, "50%"),
+        (480.0, "200%"),
     ]
     assert result["peak_sagas_per_s"] == 240.0
     assert result["peak_probe"]["sagas_per_s"] == 300.0
