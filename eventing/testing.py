@@ -156,9 +156,16 @@ class ScratchDatabases:
     `plain_dsn(service)` is for maintenance, which must see real time."""
 
     def __init__(
-        self, admin_dsn: str, specs: Sequence[ServiceSpec], settings: Settings, prefix: str = ""
+        self,
+        admin_dsn: str,
+        specs: Sequence[ServiceSpec],
+        settings: Settings,
+        prefix: str = "",
+        *,
+        durable: bool = False,
     ) -> None:
         self.admin_dsn = admin_dsn
+        self.durable = durable
         self.specs = {s.name: s for s in specs}
         self.settings = settings
         tag = prefix or f"saga_sim_{uuid.uuid4().hex[:10]}"
@@ -180,11 +187,13 @@ class ScratchDatabases:
                     admin.execute(f'CREATE DATABASE "{self.names[name]}"')
                 self._created.append(self.names[name])
                 # Scratch data: a commit need not wait for the disk (a crash is simulated,
-                # not survived), which makes every step several times cheaper.
-                with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
-                    admin.execute(
-                        f'ALTER DATABASE "{self.names[name]}" SET synchronous_commit = off'
-                    )
+                # not survived), which makes every step several times cheaper. A measurement
+                # of what the services cost (`durable`) pays the flush as they do.
+                if not self.durable:
+                    with psycopg.connect(self.admin_dsn, autocommit=True) as admin:
+                        admin.execute(
+                            f'ALTER DATABASE "{self.names[name]}" SET synchronous_commit = off'
+                        )
                 prepare_database(self.plain_dsn(name), spec, self.settings)
                 with psycopg.connect(self.plain_dsn(name), autocommit=True) as conn:
                     conn.execute(_CLOCK_SQL)
@@ -739,12 +748,18 @@ def checkout_specs(
 
 @contextmanager
 def checkout_harness(
-    settings: Settings | None = None, *, partitions: int = 1, **harness: Any
+    settings: Settings | None = None,
+    *,
+    partitions: int = 1,
+    durable: bool = False,
+    prefix: str = "",
+    **harness: Any,
 ) -> Iterator[SagaHarness]:
-    """The four services of the checkout on scratch databases, dropped afterwards."""
+    """The four services of the checkout on scratch databases, dropped afterwards (`durable`:
+    commits wait for the disk, as the services' own do)."""
     cfg = harness_settings(settings)
     specs = checkout_specs()
-    with ScratchDatabases(cfg.pg_admin_dsn, specs, cfg) as dbs:
+    with ScratchDatabases(cfg.pg_admin_dsn, specs, cfg, prefix, durable=durable) as dbs:
         h = SagaHarness(
             specs,
             {name: dbs.dsn(name) for name in dbs.names},

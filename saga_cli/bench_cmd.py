@@ -1,5 +1,6 @@
 """`saga bench --orders N --rate R [--json] [--flash-sale]` and the soak,
-`saga bench --duration S --rate R [--sample-every S] [--json]`."""
+`saga bench --duration S --rate R [--sample-every S] [--json]`, the curve (`--curve`) and the
+in-process floor (`--floor`)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ from saga_cli.cpu import cpu_seconds
 from saga_cli.curve import CurvePlan, run_curve
 from saga_cli.curve_svg import curve_svg
 from saga_cli.db import settings
+from saga_cli.floor_cmd import floor_mode
 from saga_cli.proc_stats import broker_pids
 from saga_cli.soak import Processes, SoakPlan, default_warmup, run_soak
 
@@ -179,6 +181,19 @@ def _flash_verdict(
     help="With --curve: where to write the curve's JSON and SVG (default: the stack dir).",
 )
 @click.option(
+    "--floor",
+    is_flag=True,
+    help="The in-process floor: --orders checkouts through the four services' handlers and SQL"
+    " in one thread, the bus in memory, in rounds of --batch; CPU per saga by service.",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="With --floor: checkouts placed and settled per round.",
+)
+@click.option(
     "--instances",
     type=click.IntRange(min=1),
     default=1,
@@ -204,6 +219,8 @@ def bench(
     step_s: float,
     probe_rate: float,
     out_dir: Path | None,
+    floor: bool,
+    batch: int,
     instances: int,
     as_json: bool,
 ) -> None:
@@ -215,6 +232,13 @@ def bench(
     stack of the SAGA_* variables and the API at SAGA_HTTP_HOST:SAGA_HTTP_PORT; services it
     starts itself run with this command's environment (e.g. the SAGA_*_RETENTION_S ones).
     """
+    if floor:
+        if curve or duration is not None or flash_sale:
+            raise click.UsageError(
+                "--floor is a mode of its own: not with --curve, --duration or --flash-sale"
+            )
+        floor_mode(settings(), orders, batch, as_json)
+        return
     fractions = _fractions(points) if curve else ()
     if curve and (duration is not None or flash_sale):
         raise click.UsageError("--curve is a mode of its own: not with --duration or --flash-sale")

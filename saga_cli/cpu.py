@@ -7,12 +7,13 @@ from collections.abc import Mapping, Sequence
 
 from saga_cli.background import child_pids
 
-__all__ = ["cpu_seconds"]
+__all__ = ["cpu_seconds", "process_cpu_s"]
 
 _HZ = os.sysconf("SC_CLK_TCK")
 
 
-def _own(pid: int) -> float:
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of one process; 0 if it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
@@ -31,7 +32,7 @@ def cpu_seconds(
     for name, roots in groups.items():
         pids = [] if not roots else [roots] if isinstance(roots, int) else list(roots)
         if name in alone:
-            out[name] = sum(_own(p) for p in pids)
+            out[name] = sum(process_cpu_s(p) for p in pids)
         else:
-            out[name] = sum(_own(p) for root in pids for p in child_pids(root))
+            out[name] = sum(process_cpu_s(p) for root in pids for p in child_pids(root))
     return out
