@@ -48,7 +48,7 @@ RUNTIME_PARTITIONS = (
     # What the relay has not published yet is never dropped, however old. Half-full pages
     # leave each row room for its sent mark beside it: the mark then logs about 80 bytes of
     # WAL instead of the whole row again (about 880 bytes for a typical event), about a
-    # fifth of a saga's WAL (measured in the README's "Before and after").
+    # fifth of a saga's WAL (measured in docs/performance-history.md, "Before and after").
     TimePartitioned(
         "outbox",
         interval_s=lambda s: s.outbox_partition_s,
