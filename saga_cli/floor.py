@@ -18,6 +18,7 @@ is `postgres_background`.
 from __future__ import annotations
 
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -152,7 +153,7 @@ def run_floor(
 ) -> FloorResult:
     """Place and settle `sagas` checkouts in rounds of `batch` (after two rounds of warm-up)."""
     rounds = -(-sagas // batch)
-    with checkout_harness(cfg, durable=True, prefix="saga_floor") as h:
+    with checkout_harness(cfg, durable=True, prefix=f"saga_floor_{uuid.uuid4().hex[:10]}") as h:
         h.set_stock(_SKU, (rounds + _WARMUP_ROUNDS) * batch)
         req = CheckoutRequest.from_dict(
             {
