@@ -98,14 +98,13 @@ class _Clocks:
 class _PostgresCpu:
     """CPU of the cluster's processes, by database for client backends (Linux /proc)."""
 
-    def __init__(self, postmaster: int | None, admin_dsn: str, databases: dict[str, str]) -> None:
+    def __init__(self, postmaster: int, admin_dsn: str, databases: dict[str, str]) -> None:
         self.postmaster = postmaster
         self.admin_dsn = admin_dsn
         self.service_of = {db: service for service, db in databases.items()}
 
     def sample(self) -> tuple[dict[str, float], float]:
         """(service -> CPU s of its backends, CPU s of everything else in the cluster)."""
-        assert self.postmaster is not None
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
             rows = conn.execute(
                 "SELECT pid, datname FROM pg_stat_activity WHERE backend_type = 'client backend'"
@@ -168,8 +167,8 @@ def run_floor(
         for _ in range(_WARMUP_ROUNDS):
             _round(h, req, batch, limit, _Clocks())
         databases = {name: str(h.conn(name).info.dbname) for name in h.names}
-        pg = _PostgresCpu(postmaster, cfg.pg_admin_dsn, databases)
-        pg_before = pg.sample() if postmaster else None
+        pg = None if postmaster is None else _PostgresCpu(postmaster, cfg.pg_admin_dsn, databases)
+        pg_before = pg.sample() if pg else None
         clocks = _Clocks()
         started = time.perf_counter()
         for n in range(rounds):
@@ -177,7 +176,7 @@ def run_floor(
             if (n + 1) % max(1, rounds // 10) == 0:
                 progress(f"  {(n + 1) * batch} of {rounds * batch} sagas settled")
         wall = time.perf_counter() - started
-        pg_after = pg.sample() if postmaster else None
+        pg_after = pg.sample() if pg else None
         row = (
             h.conn("order")
             .execute("SELECT count(*) FROM orders_all WHERE status = 'COMPLETED'")

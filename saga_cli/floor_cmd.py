@@ -9,29 +9,18 @@ from typing import Any
 
 import click
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 
 from eventing.settings import Settings
+from saga_cli import stack
 from saga_cli.floor import run_floor
-from saga_cli.stack.paths import stack_paths
-from saga_cli.stack.postgres import running_postgres
 
 __all__ = ["floor_mode"]
 
-_LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", ""}
-
 
 def _local_postmaster(cfg: Settings) -> int | None:
-    """The postmaster's pid if the admin DSN's server is this stack's own cluster."""
-    running = running_postgres(stack_paths(cfg))
-    if running is None:
-        return None
-    pid, port = running
-    params = conninfo_to_dict(cfg.pg_admin_dsn)
-    host = str(params.get("host", ""))
-    if (host in _LOCAL_HOSTS or host.startswith("/")) and str(params.get("port", "")) == str(port):
-        return pid
-    return None
+    """The postmaster's pid if the databases are in this stack's own cluster."""
+    postgres = stack.status(cfg)["postgres"]
+    return postgres["pid"] if postgres["managed"] else None
 
 
 def floor_mode(cfg: Settings, orders: int, batch: int, as_json: bool) -> None:
